@@ -1,0 +1,32 @@
+# faderlib: every target creates or reuses the virtualenv .venv and installs the project into it.
+# The install runs again only when pyproject.toml changes, so a second `make test` starts at once.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lab bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+demo: $(STAMP)          ## the main job: synthetic faces -> cache -> training -> evaluation, on CPU
+	$(BIN)/fader demo
+
+test: $(STAMP)          ## the whole test suite (notebooks included)
+	$(BIN)/python -m pytest
+
+lab: $(STAMP)           ## JupyterLab on the notebooks
+	$(BIN)/jupyter lab notebooks
+
+bench: $(STAMP)         ## benchmarks: prints a table and writes benchmarks/results.md
+	$(BIN)/python benchmarks/run.py
+
+clean:                  ## remove caches and runs (never your data): keeps .venv
+	rm -rf runs .pytest_cache

@@ -1,0 +1,82 @@
+"""The three losses of a Fader Network and the lambda_E schedule (paper section 3).
+
+With the encoder E, decoder D and latent discriminator P (parameters theta_enc,
+theta_dec, theta_dis), over a batch of images x with attributes y:
+
+* equation (1), the discriminator's objective: P learns to predict y from z = E(x),
+  ``L_dis = -log p_P(y | E(x))``, summed over attributes: :func:`discriminator_loss`;
+* equation (2), the reconstruction: ``||D(E(x), y) - x||^2``: :func:`reconstruction_loss`;
+* equation (3), the encoder-decoder's objective: reconstruct, *and* make P predict the
+  flipped attributes 1 - y: ``L_ae = ||D(E(x), y) - x||^2 - lambda_E log p_P(1 - y | E(x))``:
+  :func:`adversarial_loss` gives the second term (without lambda_E).
+
+Attributes are integer class indices of shape (batch, n_attr); the discriminator's
+output holds one block of logits per attribute (2 for a binary one, K for a K-valued one).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .config import ModelConfig
+
+
+def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Equation (2): mean squared error over all pixels, images in [-1, 1] (as the reference code)."""
+    return F.mse_loss(x_hat, x)
+
+
+def attribute_cross_entropy(logits: torch.Tensor, y: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """Cross-entropy of each attribute's block of logits against the class indices y,
+    averaged over the batch and *summed* over attributes."""
+    loss = logits.new_zeros(())
+    start = 0
+    for j, attr in enumerate(config.attributes):
+        block = logits[:, start:start + attr.n_values]
+        loss = loss + F.cross_entropy(block, y[:, j].long())
+        start += attr.n_values
+    return loss
+
+
+def discriminator_loss(logits: torch.Tensor, y: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """Equation (1): the latent discriminator's loss against the TRUE attributes y."""
+    return attribute_cross_entropy(logits, y, config)
+
+
+def flip_attributes(y: torch.Tensor, config: ModelConfig, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The attributes the encoder wants the discriminator to believe.
+
+    A binary attribute becomes 1 - y; a K-valued one becomes a different value drawn
+    uniformly among the K - 1 others (y + U{1..K-1} mod K), never the true one.
+    """
+    flipped = y.clone().long()
+    for j, attr in enumerate(config.attributes):
+        if attr.is_binary:
+            flipped[:, j] = 1 - flipped[:, j]
+        else:
+            shift = torch.randint(1, attr.n_values, (y.shape[0],), generator=generator, device=y.device)
+            flipped[:, j] = (flipped[:, j] + shift) % attr.n_values
+    return flipped
+
+
+def adversarial_loss(logits: torch.Tensor, y: torch.Tensor, config: ModelConfig,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """The adversarial term of equation (3), before lambda_E: the cross-entropy of the
+    discriminator's prediction against the flipped attributes. Minimised by the encoder,
+    it pushes z towards carrying no information about y."""
+    return attribute_cross_entropy(logits, flip_attributes(y, config, generator), config)
+
+
+def lambda_e(step: int, lambda_max: float = 1e-4, ramp_steps: int = 500_000) -> float:
+    """The weight lambda_E of the adversarial term at autoencoder step ``step`` (0-based).
+
+    It grows linearly from 0 to ``lambda_max`` over ``ramp_steps`` steps, then stays
+    (the paper's schedule: 0 to 1e-4 over 500,000 iterations). ``ramp_steps=0`` means
+    constant from the start.
+    """
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    if ramp_steps <= 0:
+        return float(lambda_max)
+    return float(lambda_max) * min(step, ramp_steps) / ramp_steps

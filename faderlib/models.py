@@ -1,0 +1,213 @@
+"""The networks of a Fader Network (Lample et al. 2017, section 3; REFERENCE.md section 1).
+
+Notation of the paper: an image x, its attributes y, the encoder E, the latent code
+z = E(x), the decoder D that rebuilds x_hat = D(z, y), and the latent discriminator P that
+tries to read y back from z. Notation of the layers: Ck = Conv2d(k filters, kernel 4,
+stride 2, padding 1), each halving the image side.
+
+The parameter counts equal those of the reference implementation (tested in
+``tests/test_models.py``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+
+
+def _norm(config: ModelConfig, channels: int) -> nn.Module:
+    if config.instance_norm:
+        return nn.InstanceNorm2d(channels, affine=True)
+    return nn.BatchNorm2d(channels)
+
+
+def encoder_layer(config: ModelConfig, i: int, dropout: float = 0.0) -> nn.Sequential:
+    """Layer ``i`` of the encoder-style stack: Ck, norm (not on the first layer), LeakyReLU(0.2).
+
+    The encoder, the latent discriminator and the classifier all use this layer; the
+    discriminator and classifier simply keep going until the image is 1x1.
+    """
+    n_in = config.img_channels if i == 0 else config.channels(i - 1)
+    n_out = config.channels(i)
+    layers: list[nn.Module] = [nn.Conv2d(n_in, n_out, kernel_size=4, stride=2, padding=1)]
+    if i > 0:
+        layers.append(_norm(config, n_out))
+    layers.append(nn.LeakyReLU(0.2))
+    if dropout > 0:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+def decoder_layer(config: ModelConfig, i: int) -> nn.Sequential:
+    """The decoder layer that mirrors encoder layer ``i``: it maps channels(i) back to channels(i-1).
+
+    Its input has ``n_attr_channels`` more channels than the matching encoder output,
+    because the attribute code is concatenated to the input of every decoder layer.
+    """
+    n_in = config.channels(i) + config.n_attr_channels
+    n_out = config.img_channels if i == 0 else config.channels(i - 1)
+    if config.upsampling == "convtranspose":
+        layers: list[nn.Module] = [nn.ConvTranspose2d(n_in, n_out, kernel_size=4, stride=2, padding=1, bias=False)]
+    elif config.upsampling == "upsampling":
+        layers = [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(n_in, n_out, 3, 1, 1)]
+    else:  # pixelshuffle
+        layers = [nn.Conv2d(n_in, 4 * n_out, 3, 1, 1), nn.PixelShuffle(2)]
+    if i == 0:
+        layers.append(nn.Tanh())  # images live in [-1, 1]
+    else:
+        layers.append(_norm(config, n_out))
+        if config.dec_dropout > 0 and i >= config.n_layers - 3:
+            layers.append(nn.Dropout(config.dec_dropout))
+        layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def attribute_code(y: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """Turn attribute values into the decoder's attribute code.
+
+    * an integer tensor (bs, n_attr) of class indices becomes one-hot blocks: a binary
+      y becomes ``[1 - y, y]``, a K-valued one K channels;
+    * a floating tensor (bs, n_attr) is allowed when all attributes are binary: each value
+      alpha becomes ``[1 - alpha, alpha]``. This is how the sliders reach beyond [0, 1]
+      (REFERENCE.md section 4);
+    * a floating tensor (bs, n_attr_channels) is taken as the code itself.
+    """
+    n_attr, n_ch = len(config.attributes), config.n_attr_channels
+    if y.dim() != 2:
+        raise ValueError(f"attributes must have shape (batch, {n_attr}), got {tuple(y.shape)}")
+    if not torch.is_floating_point(y):
+        if y.shape[1] != n_attr:
+            raise ValueError(f"expected {n_attr} attribute indices per image ({config.attribute_names}), got {y.shape[1]}")
+        blocks = [nn.functional.one_hot(y[:, j].long(), a.n_values) for j, a in enumerate(config.attributes)]
+        return torch.cat(blocks, dim=1).float()
+    if y.shape[1] == n_ch:
+        return y
+    if y.shape[1] == n_attr and all(a.is_binary for a in config.attributes):
+        return torch.stack([1 - y, y], dim=2).flatten(1)
+    raise ValueError(
+        f"a float attribute tensor must have {n_ch} channels (the code) or, for binary attributes, "
+        f"{n_attr} values; got shape {tuple(y.shape)}"
+    )
+
+
+class Encoder(nn.Module):
+    """E: x (bs, 3, S, S) -> z (bs, C, S / 2**n_layers, S / 2**n_layers)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.layers = nn.ModuleList(encoder_layer(config, i, config.enc_dropout) for i in range(config.n_layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class Decoder(nn.Module):
+    """D: (z, y) -> x_hat. The attribute code is broadcast over space and concatenated to the
+    input of every layer, so y cannot be ignored by a late layer."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.layers = nn.ModuleList(decoder_layer(config, i) for i in reversed(range(config.n_layers)))
+
+    def forward(self, z: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        h = z
+        c = code[:, :, None, None]
+        for layer in self.layers:
+            h = layer(torch.cat([h, c.expand(-1, -1, h.shape[2], h.shape[3])], dim=1))
+        return h
+
+
+class AutoEncoder(nn.Module):
+    """The encoder-decoder pair. ``encode`` and ``decode`` are separate so that a caller can
+    encode an image once and decode it with many attribute values (the sliders do)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.decoder = Decoder(config)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """z = E(x)."""
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """x_hat = D(z, y); y as accepted by :func:`attribute_code`."""
+        return self.decoder(z, attribute_code(y, self.config))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encode(x)
+        return z, self.decode(z, y)
+
+
+class _ConvProjector(nn.Module):
+    """Encoder-style layers from ``first`` until the image is 1x1, then FC(hid_dim), FC(n)."""
+
+    def __init__(self, config: ModelConfig, first: int, dropout: float):
+        super().__init__()
+        n_total = int(math.log2(config.image_size))
+        self.conv = nn.Sequential(*(encoder_layer(config, i, dropout) for i in range(first, n_total)))
+        self.proj = nn.Sequential(
+            nn.Linear(config.channels(n_total - 1), config.hid_dim),
+            nn.LeakyReLU(0.2),
+            nn.Linear(config.hid_dim, config.n_attr_channels),
+        )
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.conv(h).flatten(1))
+
+
+class LatentDiscriminator(_ConvProjector):
+    """P: z -> logits of y (bs, n_attr_channels), one block of logits per attribute.
+
+    For the 4x4 latent of the reference code: two C512 layers with BatchNorm, LeakyReLU and
+    dropout 0.3, then FC512 and FCn (the paper: "C512 + FC512 + FCn", dropout 0.3).
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config, first=config.n_layers, dropout=config.lat_dis_dropout)
+        self.config = config
+
+
+class AttributeClassifier(_ConvProjector):
+    """A classifier of y from the image x, used only to evaluate swaps (the paper's protocol).
+
+    Encoder-style stack down to 1x1 (8 layers at 256 px), then FC512 and FCn.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config, first=0, dropout=0.0)
+        self.config = config
+
+
+class PatchDiscriminator(nn.Module):
+    """Optional image-space patch discriminator of the reference code (not in the paper's
+    main results): real/fake logits per patch, used to sharpen reconstructions."""
+
+    def __init__(self, config: ModelConfig, n_layers: int = 3):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(config.img_channels, config.init_fm, 4, 2, 1), nn.LeakyReLU(0.2)]
+        n_in = config.init_fm
+        for n in range(n_layers):
+            n_out = min(2 * n_in, config.max_fm)
+            stride = 1 if n == n_layers - 1 else 2
+            layers += [nn.Conv2d(n_in, n_out, 4, stride, 1), nn.BatchNorm2d(n_out), nn.LeakyReLU(0.2)]
+            n_in = n_out
+        layers.append(nn.Conv2d(n_in, 1, 4, 1, 1))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters (BatchNorm running statistics are buffers, not counted)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
