@@ -47,6 +47,63 @@ def cmd_prepare(args) -> int:
     return 0
 
 
+def _train_config(args):
+    from .train import TrainConfig
+
+    model = {}
+    if args.init_fm is not None:
+        model["init_fm"] = args.init_fm
+    if args.n_layers is not None:
+        model["n_layers"] = args.n_layers
+    cl = {"auto": "auto", "on": True, "off": False}[args.channels_last]
+    return TrainConfig(
+        data_dir=args.data, attributes=args.attrs, image_size=args.size, preset=args.preset, model=model,
+        steps=args.steps, batch_size=args.batch_size, lr=args.lr, lambda_e=args.lambda_e,
+        lambda_ramp=args.lambda_ramp, flip=not args.no_flip, balance=args.balance, seed=args.seed,
+        checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, device=args.device,
+        bf16=args.bf16, channels_last=cl,
+    )
+
+
+def cmd_train(args) -> int:
+    from .train import Trainer
+
+    trainer = Trainer(_train_config(args), args.out, progress=not args.quiet)
+    if trainer.step:
+        print(f"resuming {args.out} from step {trainer.step}")
+    trainer.train()
+    if trainer.dist.main:
+        print(f"done: {trainer.step} steps; checkpoints in {trainer.checkpoint_dir}")
+    return 0
+
+
+def cmd_train_classifier(args) -> int:
+    from .classifier import ClassifierConfig, train_classifier
+
+    config = ClassifierConfig(data_dir=args.data, image_size=args.size, preset=args.preset,
+                              attributes=tuple(args.attrs.split(",")) if args.attrs else None,
+                              steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device)
+    record = train_classifier(config, args.out, progress=not args.quiet)
+    print(json.dumps(record["test_accuracy"], indent=2))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate, format_report
+
+    result = evaluate(args.run_dir, args.classifier, checkpoint=args.checkpoint, max_images=args.max_images,
+                      device=args.device)
+    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(out=args.out, quick=args.quick)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fader",
@@ -75,6 +132,58 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="processes (default: every core)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted) instead of stopping")
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="train a Fader network (resumes when --out holds the same run)")
+    p.add_argument("--data", default=None, help="data folder (default: $FADER_DATA, else data/synthetic)")
+    p.add_argument("--attrs", default="Smiling", help="comma-separated attributes, e.g. Smiling,Eyeglasses,Male")
+    p.add_argument("--size", type=int, default=64, help="image size: 32, 64, 128 or 256 (default 64)")
+    p.add_argument("--preset", default="official", help="'official' (reference code) or 'paper'")
+    p.add_argument("--init-fm", type=int, default=None, help="filters of the first layer (preset's by default)")
+    p.add_argument("--n-layers", type=int, default=None, help="encoder layers (preset's by default)")
+    p.add_argument("--steps", type=int, default=10000, help="iterations in all (each: one step of each network)")
+    p.add_argument("--out", required=True, help="run folder (created; an existing run of the same command resumes)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (default 2e-4)")
+    p.add_argument("--lambda-e", type=float, default=1e-4, help="weight of the adversarial term after the ramp")
+    p.add_argument("--lambda-ramp", type=int, default=500000, help="steps over which lambda_E grows from 0")
+    p.add_argument("--balance", default=None, help="draw this attribute's classes equally often (rare ones)")
+    p.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints (default 1000)")
+    p.add_argument("--eval-every", type=int, default=500, help="steps between validations and sample grids")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
+    p.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
+                   help="memory layout (auto: the one measured faster for the device and size)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("train-classifier", help="train the attribute classifier used to evaluate swaps")
+    p.add_argument("--data", default=None, help="data folder (default: $FADER_DATA, else data/synthetic)")
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--preset", default="official")
+    p.add_argument("--attrs", default=None, help="attributes (default: every attribute of the data set)")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True, help="folder for classifier.pt and config.json")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train_classifier)
+
+    p = sub.add_parser("evaluate", help="reconstruction, discriminator, swap and counterfactual scores of a run")
+    p.add_argument("run_dir")
+    p.add_argument("--classifier", default=None, help="folder of a classifier from train-classifier")
+    p.add_argument("--checkpoint", default="last.pt", help="last.pt (default) or best.pt")
+    p.add_argument("--max-images", type=int, default=None, help="evaluate on the first N test images only")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("demo", help="the whole pipeline on the synthetic faces, on CPU (what `make demo` runs)")
+    p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    p.add_argument("--quick", action="store_true", help="a tiny version for tests (minutes become seconds)")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 
@@ -82,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, OSError) as exc:
+    except (ValueError, RuntimeError, OSError) as exc:
         # Errors of ours carry a message written for the user; a traceback would hide it.
         if os.environ.get("FADER_DEBUG"):
             traceback.print_exc()

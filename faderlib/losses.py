@@ -39,6 +39,20 @@ def attribute_cross_entropy(logits: torch.Tensor, y: torch.Tensor, config: Model
     return loss
 
 
+def predict_classes(logits: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """The most likely value of each attribute, (batch, n_attr), from blocks of logits."""
+    out, start = [], 0
+    for attr in config.attributes:
+        out.append(logits[:, start:start + attr.n_values].argmax(1))
+        start += attr.n_values
+    return torch.stack(out, dim=1)
+
+
+def correct_counts(logits: torch.Tensor, y: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """How many predictions are right, per attribute (a float tensor of n_attr counts, on CPU)."""
+    return (predict_classes(logits, config) == y).sum(0).float().cpu()
+
+
 def discriminator_loss(logits: torch.Tensor, y: torch.Tensor, config: ModelConfig) -> torch.Tensor:
     """Equation (1): the latent discriminator's loss against the TRUE attributes y."""
     return attribute_cross_entropy(logits, y, config)

@@ -1,0 +1,135 @@
+"""The attribute classifier used to evaluate swaps (the paper's protocol, section 4.1).
+
+It reads attributes from real images, is trained separately, and is never a training
+signal for the Fader network: it only judges whether an edited face shows the attribute
+it was asked to show.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import checkpoint as ckpt
+from .config import ModelConfig
+from .losses import attribute_cross_entropy, correct_counts, predict_classes
+from .models import AttributeClassifier
+from .train import pick_device
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ClassifierConfig:
+    data_dir: str | None = None
+    image_size: int = 64
+    attributes: tuple[str, ...] | None = None   # None: every attribute of the data set
+    preset: str = "official"
+    model: dict = field(default_factory=dict)
+    steps: int = 1500
+    batch_size: int = 32
+    lr: float = 2e-4
+    seed: int = 0
+    flip: bool = True
+    device: str = "auto"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def train_classifier(config: ClassifierConfig, out_dir: str | os.PathLike, *, progress: bool = True) -> dict:
+    """Train the classifier and write ``OUT_DIR/classifier.pt`` and ``OUT_DIR/config.json``.
+
+    An existing classifier trained with the same settings is reused (its record is returned);
+    one trained with other settings is never overwritten. Returns the accuracy on the test split.
+    """
+    from tqdm.auto import tqdm
+
+    from .cache import prepared
+    from .data import FaderDataset
+
+    out = Path(out_dir)
+    record_path, weights_path = out / "config.json", out / "classifier.pt"
+    if record_path.exists():
+        old = json.loads(record_path.read_text())
+        if old.get("train") == config.to_dict() and weights_path.exists():
+            return old
+        raise FileExistsError(
+            f"{out} holds a classifier trained with other settings; choose another --out folder "
+            "(nothing was overwritten)"
+        )
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty and holds no classifier; choose a new or empty folder")
+
+    data = prepared(config.data_dir, config.image_size, progress=progress)
+    names = list(config.attributes or data.attributes.columns)
+    model_config = ModelConfig.from_preset(config.preset, config.image_size, names, **config.model)
+    device = pick_device(config.device)
+    train_set = FaderDataset(data, "train", names, flip=config.flip)
+    test_set = FaderDataset(data, "test", names, flip=False)
+
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    clf = AttributeClassifier(model_config).to(device)
+    opt = torch.optim.Adam(clf.parameters(), lr=config.lr, betas=(0.5, 0.999))
+    clf.train()
+    bar = tqdm(range(config.steps), desc="classifier", unit="step", disable=not progress, dynamic_ncols=True)
+    for step in bar:
+        idx = torch.randint(0, len(train_set), (config.batch_size,), generator=generator)
+        x, y = train_set.batch(idx, generator=generator)
+        x, y = x.to(device), y.to(device)
+        loss = attribute_cross_entropy(clf(x), y, model_config)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(clf.parameters(), 5.0)
+        opt.step()
+        if step % 25 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+
+    accuracy = classifier_accuracy(clf, model_config, test_set, device)
+    record = {"format_version": FORMAT_VERSION, "train": config.to_dict(), "model": model_config.to_dict(),
+              "data_root": str(data.root), "test_accuracy": accuracy}
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt.atomic_save({"format_version": FORMAT_VERSION, "model_config": model_config.to_dict(),
+                      "classifier": clf.state_dict()}, weights_path)
+    record_path.write_text(json.dumps(record, indent=2))
+    return record
+
+
+def load_classifier(clf_dir: str | os.PathLike, device: str | torch.device = "cpu") -> AttributeClassifier:
+    """The classifier saved by :func:`train_classifier`, in eval mode."""
+    path = Path(clf_dir) / "classifier.pt"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no classifier at {path}; train one with `fader train-classifier --data DATA_DIR --size S --out {clf_dir}`"
+        )
+    state = ckpt.load(path, map_location=device)
+    clf = AttributeClassifier(ModelConfig.from_dict(state["model_config"])).to(device)
+    clf.load_state_dict(state["classifier"])
+    return clf.eval()
+
+
+@torch.no_grad()
+def predict(clf: AttributeClassifier, x: torch.Tensor) -> torch.Tensor:
+    """Class indices (batch, n_attr) the classifier reads from images x in [-1, 1]."""
+    return predict_classes(clf(x), clf.config)
+
+
+@torch.no_grad()
+def classifier_accuracy(clf: AttributeClassifier, model_config: ModelConfig, dataset, device,
+                        batch_size: int = 128) -> dict[str, float]:
+    """Per-attribute accuracy on a whole dataset (no flips)."""
+    clf.eval()
+    correct, n = torch.zeros(len(model_config.attributes)), 0
+    for start in range(0, len(dataset), batch_size):
+        idx = torch.arange(start, min(start + batch_size, len(dataset)))
+        x, y = dataset.batch(idx)
+        correct += correct_counts(clf(x.to(device)), y.to(device), model_config)
+        n += len(idx)
+    return {name: float(c) / max(n, 1) for name, c in zip(model_config.attribute_names, correct)}

@@ -1,0 +1,167 @@
+"""How well did it work? The evaluation of a trained run (paper section 4; REFERENCE.md section 3).
+
+:func:`evaluate` returns one plain dict (``fader evaluate RUN --classifier CLF --json``):
+
+* ``reconstruction``: ``mse`` (images in [-1, 1]) and ``psnr`` (dB, peak-to-peak 2) on
+  the test split, decoded with the true attributes;
+* ``latent_discriminator``: per attribute, its ``accuracy`` on the test split and the
+  ``majority_rate``, what a discriminator that learned nothing from z scores;
+* ``swap_accuracy``: per attribute and target value, the share of test images whose value
+  differs from the target that the classifier reads as the target after the edit;
+* ``classifier_accuracy``: the classifier's own test accuracy, the ceiling of swap accuracy;
+* ``counterfactual_psnr`` (synthetic faces only): per attribute, the PSNR of the edited
+  image against the true face re-rendered with that attribute flipped; and, as a yardstick,
+  ``counterfactual_psnr_unedited``, the PSNR of the unedited reconstruction against the same truth.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import torch
+
+from .losses import correct_counts
+from .models import AutoEncoder
+from .runs import load_run
+
+
+def psnr(mse: float) -> float:
+    """PSNR in dB of images in [-1, 1] (a peak-to-peak range of 2)."""
+    return 10 * math.log10(4.0 / mse) if mse > 0 else math.inf
+
+
+@torch.no_grad()
+def evaluate(run_dir: str | os.PathLike, classifier_dir: str | os.PathLike | None = None, *,
+             checkpoint: str = "last.pt", max_images: int | None = None, counterfactual_images: int = 200,
+             batch_size: int = 128, device: str = "cpu", progress: bool = False) -> dict:
+    """Evaluate the run in ``run_dir`` on the test split of its data set."""
+    from .cache import prepared
+    from .data import FaderDataset
+
+    run = load_run(run_dir, checkpoint=checkpoint, device=device, with_discriminator=True)
+    ae, dis, config = run.autoencoder, run.discriminator, run.model_config
+    data = prepared(run.data_dir, config.image_size, progress=progress)
+    test = FaderDataset(data, "test", config.attribute_names, flip=False)
+    n = len(test) if max_images is None else min(max_images, len(test))
+    names = config.attribute_names
+
+    clf = clf_index = None
+    if classifier_dir is not None:
+        from .classifier import load_classifier
+
+        clf = load_classifier(classifier_dir, device)
+        if clf.config.image_size != config.image_size:
+            raise ValueError(f"the classifier in {classifier_dir} reads {clf.config.image_size} px images, the run "
+                             f"makes {config.image_size} px; train a classifier at --size {config.image_size}")
+        missing = [a for a in names if a not in clf.config.attribute_names]
+        if missing:
+            raise ValueError(f"the classifier in {classifier_dir} was not trained on {missing}; "
+                             f"it knows {clf.config.attribute_names}")
+        clf_index = [clf.config.attribute_names.index(a) for a in names]
+
+    se_sum, pixels = 0.0, 0
+    dis_correct = torch.zeros(len(names))
+    positives = [torch.zeros(a.n_values) for a in config.attributes]
+    swap_hits = {a.name: torch.zeros(a.n_values) for a in config.attributes}
+    swap_total = {a.name: torch.zeros(a.n_values) for a in config.attributes}
+    clf_correct = torch.zeros(len(names))
+    for start in range(0, n, batch_size):
+        idx = torch.arange(start, min(start + batch_size, n))
+        x, y = test.batch(idx)
+        x, y = x.to(device), y.to(device)
+        z = ae.encode(x)
+        x_hat = ae.decode(z, y)
+        se_sum += float(((x_hat - x) ** 2).sum())
+        pixels += x.numel()
+        dis_correct += correct_counts(dis(z), y, config)
+        for j, a in enumerate(config.attributes):
+            positives[j] += torch.bincount(y[:, j].cpu(), minlength=a.n_values).float()
+        if clf is None:
+            continue
+        from .classifier import predict
+
+        clf_correct += (predict(clf, x)[:, clf_index] == y).sum(0).float().cpu()
+        for j, a in enumerate(config.attributes):
+            for target in range(a.n_values):
+                mask = y[:, j] != target
+                if not mask.any():
+                    continue
+                y2 = y[mask].clone()
+                y2[:, j] = target
+                read = predict(clf, ae.decode(z[mask], y2))[:, clf_index[j]]
+                swap_hits[a.name][target] += float((read == target).sum())
+                swap_total[a.name][target] += float(mask.sum())
+
+    mse = se_sum / max(pixels, 1)
+    result: dict = {
+        "checkpoint": checkpoint,
+        "step": run.step,
+        "test_images": n,
+        "reconstruction": {"mse": mse, "psnr": psnr(mse)},
+        "latent_discriminator": {
+            name: {"accuracy": float(dis_correct[j]) / n, "majority_rate": float(positives[j].max()) / n}
+            for j, name in enumerate(names)
+        },
+    }
+    if clf is not None:
+        result["swap_accuracy"] = {
+            a.name: {str(t): float(swap_hits[a.name][t] / swap_total[a.name][t]) if swap_total[a.name][t] else None
+                     for t in range(a.n_values)}
+            for a in config.attributes
+        }
+        result["classifier_accuracy"] = {name: float(clf_correct[j]) / n for j, name in enumerate(names)}
+    from .synth import is_synthetic
+
+    if is_synthetic(run.data_dir):
+        result.update(counterfactual_scores(ae, test, run.data_dir, counterfactual_images, device))
+    return result
+
+
+@torch.no_grad()
+def counterfactual_scores(ae: AutoEncoder, test, data_dir, n_images: int, device) -> dict:
+    """PSNR of each single-attribute edit against the synthetic face re-rendered with that
+    attribute flipped (the ground truth no photograph can give)."""
+    from .cache import preprocess
+    from .synth import counterfactual
+
+    config = ae.config
+    n = min(n_images, len(test))
+    x, y = test.batch(torch.arange(n))
+    x, y = x.to(device), y.to(device)
+    z = ae.encode(x)
+    edited_psnr, unedited_psnr = {}, {}
+    for j, a in enumerate(config.attributes):
+        if not a.is_binary:
+            continue
+        y2 = y.clone()
+        y2[:, j] = 1 - y2[:, j]
+        edits, recs = ae.decode(z, y2), ae.decode(z, y)
+        truth = torch.stack([
+            preprocess(counterfactual(data_dir, test.filename(i), {a.name: int(y2[i, j])}), config.image_size)
+            for i in range(n)
+        ]).to(device)
+        edited_psnr[a.name] = psnr(float(((edits - truth) ** 2).mean()))
+        unedited_psnr[a.name] = psnr(float(((recs - truth) ** 2).mean()))
+    return {"counterfactual_psnr": edited_psnr, "counterfactual_psnr_unedited": unedited_psnr}
+
+
+def format_report(result: dict) -> str:
+    """The evaluation as a short table for a terminal."""
+    lines = [f"checkpoint {result['checkpoint']} (step {result['step']}), {result['test_images']} test images",
+             f"reconstruction: MSE {result['reconstruction']['mse']:.4f}, PSNR {result['reconstruction']['psnr']:.1f} dB",
+             "",
+             f"{'attribute':<22}{'disc. acc':>10}{'majority':>10}{'swap->0':>9}{'swap->1':>9}{'clf acc':>9}"
+             f"{'cf PSNR':>9}"]
+    for name, d in result["latent_discriminator"].items():
+        swap = result.get("swap_accuracy", {}).get(name, {})
+        clf = result.get("classifier_accuracy", {}).get(name)
+        cf = result.get("counterfactual_psnr", {}).get(name)
+
+        def f(v, fmt="{:.3f}"):
+            return fmt.format(v) if v is not None else "-"
+
+        lines.append(f"{name:<22}{f(d['accuracy']):>10}{f(d['majority_rate']):>10}{f(swap.get('0')):>9}"
+                     f"{f(swap.get('1')):>9}{f(clf):>9}{f(cf, '{:.1f}'):>9}")
+    return "\n".join(lines)

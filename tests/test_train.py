@@ -1,0 +1,183 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import faderlib.train as train_module
+from faderlib.train import TrainConfig, Trainer, TrainingError, read_metrics
+
+
+def tiny(data_dir, **kw):
+    values = dict(data_dir=str(data_dir), attributes=("Male", "Smiling"), image_size=32, steps=40,
+                  batch_size=8, lambda_e=0.05, lambda_ramp=10, checkpoint_every=10, eval_every=20,
+                  eval_images=32, log_every=5, device="cpu")
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+def weights(trainer):
+    return {**{"ae." + k: v for k, v in trainer.ae.state_dict().items()},
+            **{"dis." + k: v for k, v in trainer.dis.state_dict().items()}}
+
+
+def assert_bitwise_equal(a, b):
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert different == []
+
+
+def test_run_directory_layout(synthetic_dir, tmp_path):
+    trainer = Trainer(tiny(synthetic_dir), tmp_path / "run", progress=False)
+    trainer.train()
+    run = tmp_path / "run"
+    assert (run / "config.json").exists()
+    assert (run / "checkpoints" / "last.pt").exists() and (run / "checkpoints" / "best.pt").exists()
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000020.png", "step_0000040.png"]
+    m = read_metrics(run)
+    train = m[m.phase == "train"]
+    assert list(train.step) == list(range(5, 41, 5))
+    for col in ("rec_loss", "dis_loss", "adv_loss", "lambda_e", "dis_accuracy", "images_per_s"):
+        assert train[col].notna().all()
+    assert set(m[m.phase == "valid"].step) == {20, 40}
+
+
+def test_checkpoints_load_weights_only_and_hold_plain_data(synthetic_dir, tmp_path):
+    Trainer(tiny(synthetic_dir, steps=10), tmp_path / "run", progress=False).train()
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["step"] == 10
+    assert state["model_config"]["attributes"] == ["Male", "Smiling"]
+
+    def plain(obj):
+        if isinstance(obj, dict):
+            return all(isinstance(k, (str, int)) and plain(v) for k, v in obj.items())
+        if isinstance(obj, (list, tuple)):
+            return all(plain(v) for v in obj)
+        return obj is None or isinstance(obj, (bool, int, float, str, torch.Tensor))
+
+    assert plain(state)
+
+
+def test_resume_is_bitwise_identical_to_an_uninterrupted_run(synthetic_dir, tmp_path):
+    straight = Trainer(tiny(synthetic_dir, balance="Smiling"), tmp_path / "a", progress=False)
+    straight.train()
+
+    def kill_at_25(trainer, row):
+        if row["step"] == 25:
+            raise KeyboardInterrupt  # killed after logging step 25: the last checkpoint is at step 20
+
+    first = Trainer(tiny(synthetic_dir, balance="Smiling"), tmp_path / "b", progress=False, callbacks=[kill_at_25])
+    with pytest.raises(KeyboardInterrupt):
+        first.train()
+    del first
+    resumed = Trainer(tiny(synthetic_dir, balance="Smiling"), tmp_path / "b", progress=False)
+    assert resumed.step == 20
+    resumed.train()
+    assert_bitwise_equal(weights(straight), weights(resumed))
+    a = torch.load(tmp_path / "a" / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)
+    assert_bitwise_equal(a["opt_autoencoder"]["state"][0], b["opt_autoencoder"]["state"][0])
+    # the log holds each step once: rows after the checkpoint were dropped and run again
+    steps = list(read_metrics(tmp_path / "b").query("phase == 'train'").step)
+    assert steps == sorted(set(steps))
+
+
+def test_a_killed_process_resumes_exactly(synthetic_dir, tmp_path):
+    """Kill `fader train` with SIGKILL mid-run (maybe mid-write), rerun the same command."""
+    cmd = [sys.executable, "-m", "faderlib", "train", "--data", str(synthetic_dir), "--attrs", "Male",
+           "--size", "32", "--steps", "60", "--batch-size", "8", "--checkpoint-every", "3",
+           "--eval-every", "30", "--lambda-e", "0.05", "--lambda-ramp", "10", "--device", "cpu", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(cmd + ["--out", str(tmp_path / "straight")], check=True, env=env, capture_output=True)
+
+    proc = subprocess.Popen(cmd + ["--out", str(tmp_path / "killed")], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "killed" / "checkpoints" / "last.pt"
+    deadline = time.time() + 120
+    while not last.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = torch.load(last, weights_only=True)["step"]  # the file left behind is whole
+    subprocess.run(cmd + ["--out", str(tmp_path / "killed")], check=True, env=env, capture_output=True)
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(last, weights_only=True)
+    assert b["step"] == 60 and killed_at < 60
+    assert_bitwise_equal(a["autoencoder"], b["autoencoder"])
+    assert_bitwise_equal(a["latent_discriminator"], b["latent_discriminator"])
+
+
+def test_a_failed_write_leaves_the_previous_checkpoint(synthetic_dir, tmp_path, monkeypatch):
+    trainer = Trainer(tiny(synthetic_dir, steps=10), tmp_path / "run", progress=False)
+    trainer.train()
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    before = last.read_bytes()
+
+    def dying_save(obj, f):
+        f.write(b"half a checkpoint")
+        raise KeyboardInterrupt  # the process is interrupted in the middle of the write
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    trainer.step = 11
+    with pytest.raises(KeyboardInterrupt):
+        trainer.save_checkpoint()
+    assert last.read_bytes() == before
+    assert torch.load(last, weights_only=True)["step"] == 10
+    assert [p.name for p in last.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_another_configuration_is_refused_and_nothing_changes(synthetic_dir, tmp_path):
+    Trainer(tiny(synthetic_dir, steps=10), tmp_path / "run", progress=False).train()
+    snapshot = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+    with pytest.raises(TrainingError, match=r"another configuration \(differs in: lambda_e\).*Nothing was changed"):
+        Trainer(tiny(synthetic_dir, steps=10, lambda_e=0.5), tmp_path / "run", progress=False)
+    with pytest.raises(TrainingError, match="differs in: model"):
+        Trainer(tiny(synthetic_dir, steps=10, model={"init_fm": 8}), tmp_path / "run", progress=False)
+    assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == snapshot
+    # more steps is not another configuration: the run goes on
+    more = Trainer(tiny(synthetic_dir, steps=15), tmp_path / "run", progress=False)
+    assert more.step == 10
+
+
+def test_a_folder_of_other_files_is_refused(synthetic_dir, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("precious")
+    with pytest.raises(TrainingError, match="not empty and holds no faderlib run"):
+        Trainer(tiny(synthetic_dir), tmp_path / "mine", progress=False)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "precious"
+
+
+def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(synthetic_dir, tmp_path, monkeypatch):
+    trainer = Trainer(tiny(synthetic_dir, steps=20, checkpoint_every=4), tmp_path / "run", progress=False)
+    real = train_module.reconstruction_loss
+
+    def poisoned(x_hat, x):
+        loss = real(x_hat, x)
+        return loss * float("nan") if trainer.step == 6 else loss
+
+    monkeypatch.setattr(train_module, "reconstruction_loss", poisoned)
+    with pytest.raises(TrainingError, match=r"step 7: rec_loss = nan is not finite.*step 4"):
+        trainer.train()
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["step"] == 4
+    assert all(torch.isfinite(v).all() for v in state["autoencoder"].values() if v.is_floating_point())
+
+
+def test_bad_training_settings():
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
+        TrainConfig(steps=-1)
+    with pytest.raises(ValueError, match="malformed attribute"):
+        TrainConfig(attributes=("Smi ling",))
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        train_module.pick_device("cuda")
+
+
+def test_unknown_attribute_names_the_closest(synthetic_dir, tmp_path):
+    with pytest.raises(ValueError, match="Smiling"):
+        Trainer(tiny(synthetic_dir, attributes=("Smilng",)), tmp_path / "run", progress=False)
