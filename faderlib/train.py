@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
+import torch.distributed
 from torch import nn
 
 from . import checkpoint as ckpt
@@ -182,7 +183,11 @@ class Trainer:
         self.channels_last = use_channels_last(config.channels_last, self.device, config.image_size)
 
         # data: one memory-mapped cache, read batch by batch
+        if self.dist.world > 1 and not self.dist.main:
+            torch.distributed.barrier()  # rank 0 builds the cache first; the others then reuse it
         data = prepared(config.data_dir, config.image_size, progress=progress and self.dist.main)
+        if self.dist.world > 1 and self.dist.main:
+            torch.distributed.barrier()
         self.data_root = str(data.root)
         self.train_set = FaderDataset(data, "train", self.model_config.attribute_names, flip=config.flip)
         self.valid_set = FaderDataset(data, "valid", self.model_config.attribute_names, flip=False)
@@ -434,12 +439,22 @@ class Trainer:
         row = {"phase": "valid", "step": self.step, "rec_loss": rec_sum / max(count, 1)}
         for name, c in zip(self.model_config.attribute_names, (correct / max(count, 1)).tolist()):
             row[f"dis_accuracy/{name}"] = c
+        if self._agreed(row["rec_loss"] < self.best_valid):
+            self.best_valid = row["rec_loss"]
+            self.save_checkpoint("best.pt")
         if self.dist.main:
-            if row["rec_loss"] < self.best_valid:
-                self.best_valid = row["rec_loss"]
-                self.save_checkpoint("best.pt")
             self._save_samples()
         return row
+
+    def _agreed(self, decision: bool) -> bool:
+        """Rank 0's decision, on every rank (their BatchNorm statistics differ slightly)."""
+        if self.dist.world == 1:
+            return decision
+        import torch.distributed as dist
+
+        flag = torch.tensor([float(decision)], device=self.device)
+        dist.broadcast(flag, src=0)
+        return bool(flag.item())
 
     def _save_samples(self, n: int = 8) -> None:
         from .visual import edit_grid
