@@ -20,6 +20,7 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .losses import correct_counts
@@ -123,7 +124,7 @@ def evaluate(run_dir: str | os.PathLike, classifier_dir: str | os.PathLike | Non
 def counterfactual_scores(ae: AutoEncoder, test, data_dir, n_images: int, device) -> dict:
     """PSNR of each single-attribute edit against the synthetic face re-rendered with that
     attribute flipped (the ground truth no photograph can give)."""
-    from .cache import preprocess
+    from .cache import crop_and_resize
     from .synth import counterfactual
 
     config = ae.config
@@ -138,10 +139,11 @@ def counterfactual_scores(ae: AutoEncoder, test, data_dir, n_images: int, device
         y2 = y.clone()
         y2[:, j] = 1 - y2[:, j]
         edits, recs = ae.decode(z, y2), ae.decode(z, y)
-        truth = torch.stack([
-            preprocess(counterfactual(data_dir, test.filename(i), {a.name: int(y2[i, j])}), config.image_size)
+        truth = torch.from_numpy(np.stack([
+            crop_and_resize(counterfactual(data_dir, test.prepared.filenames[test.rows[i]], {a.name: int(y2[i, j])}),
+                            config.image_size)
             for i in range(n)
-        ]).to(device)
+        ])).float().div(127.5).sub(1).to(device)
         edited_psnr[a.name] = psnr(float(((edits - truth) ** 2).mean()))
         unedited_psnr[a.name] = psnr(float(((recs - truth) ** 2).mean()))
     return {"counterfactual_psnr": edited_psnr, "counterfactual_psnr_unedited": unedited_psnr}

@@ -6,13 +6,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .data import to_uint8
 from .models import AutoEncoder
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """Images in [-1, 1], shape (3, H, W) or (B, 3, H, W), to uint8 arrays (..., H, W, 3)."""
-    x = x.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).cpu()
-    return x.movedim(-3, -1).numpy()
 
 
 def to_pil(x: torch.Tensor) -> Image.Image:

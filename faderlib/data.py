@@ -1,0 +1,175 @@
+"""Pairs (x, y) for training a Fader Network, read from a prepared cache.
+
+x is an image scaled to [-1, 1] (the decoder ends with tanh), y holds the class
+index of each chosen attribute (0/1 for CelebA's binary ones): the encoder sees x,
+the decoder gets D(E(x), y), the latent discriminator predicts y from z = E(x)
+(Lample et al. 2017, section 3).
+
+Two ways to read batches:
+
+* :class:`FaderDataset` with :func:`make_loader` (a ``torch.utils.data.DataLoader``,
+  optionally class-balanced), the usual PyTorch route;
+* ``dataset.batch(indices, generator)`` / ``dataset.sample(batch_size, generator)``:
+  one vectorised read per batch, with every random draw taken from the given
+  ``torch.Generator``, so a resumed run replays exactly (the reference drew its
+  batch indices with replacement the same way).
+
+Images stay on disk in a memory map: resident memory does not grow with the data set.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+
+from faderlib.cache import Prepared, load_prepared
+from faderlib.celeba import DataError, check_attributes
+from faderlib.celeba_facts import SPLIT_NAMES
+
+__all__ = ["FaderDataset", "balanced_weights", "make_loader", "to_uint8"]
+
+
+def _to_float(images: np.ndarray) -> torch.Tensor:
+    """uint8 0..255 -> float32 in [-1, 1] (x / 127.5 - 1).
+
+    Done in numpy: single-threaded and predictable, where torch's intra-op threads
+    can be 50x slower on a busy machine for such small element-wise work.
+    """
+    x = images.astype(np.float32)
+    x /= np.float32(127.5)
+    x -= np.float32(1.0)
+    return torch.from_numpy(x)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Undo the scaling, for display: x in [-1, 1], (3, S, S) or (B, 3, S, S) -> uint8 (..., S, S, 3)."""
+    x = x.detach().cpu().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return x.movedim(-3, -1).numpy()
+
+
+class FaderDataset(Dataset):
+    """One split of a prepared cache, with the attributes the decoder is conditioned on.
+
+    ``dataset[i] -> (x, y)``: x float32 (3, S, S) in [-1, 1], mirrored left-right with
+    probability 0.5 when ``flip``; y int64 (n_attr,), the class index of each attribute
+    in the order given (never sorted).
+
+    prepared: a :class:`~faderlib.cache.Prepared` or the path of a cache folder.
+    split: ``"train"``, ``"valid"``, ``"test"`` (or 0/1/2) or ``"all"``.
+    attributes: names from the attribute table, e.g. ``("Smiling",)`` or
+    ``("Smiling", "Male")``; an unknown name raises with the closest valid one.
+    """
+
+    def __init__(self, prepared: Prepared | str | os.PathLike, split: str | int = "train",
+                 attributes: str | Sequence[str] = ("Smiling",), flip: bool = True):
+        if not isinstance(prepared, Prepared):
+            prepared = load_prepared(prepared)
+        self.prepared = prepared
+        self.attributes = tuple(check_attributes(attributes, prepared.attributes.columns))
+        self.split = split
+        self.flip = bool(flip)
+        #: Row of each example in the cache (``prepared.images[rows[i]]`` is example i).
+        self.rows = prepared.indices(split)
+        table = prepared.attributes[list(self.attributes)].to_numpy(np.int64)
+        #: Classes per attribute (2 for a binary one), counted over the whole table.
+        self.n_classes = tuple(max(2, int(table[:, j].max(initial=0)) + 1) for j in range(table.shape[1]))
+        self.y = torch.from_numpy(table[self.rows])
+
+    @property
+    def size(self) -> int:
+        """Image side S."""
+        return self.prepared.size
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __repr__(self) -> str:
+        name = SPLIT_NAMES[self.split] if isinstance(self.split, int) and 0 <= self.split < 3 else self.split
+        return (f"FaderDataset({len(self)} images, split={name!r}, attributes={self.attributes}, "
+                f"size={self.size}, flip={self.flip})")
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for a dataset of {len(self)} images")
+        image = self.prepared.read([self.rows[i]])
+        if self.flip and torch.rand(()) < 0.5:  # the global torch RNG (seeded per DataLoader worker)
+            image = image[..., ::-1]
+        return _to_float(image)[0], self.y[i].clone()
+
+    def batch(self, indices: torch.Tensor | Sequence[int],
+              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Examples ``indices`` (positions in this dataset, repeats allowed) as one batch.
+
+        Returns x float32 (B, 3, S, S) in [-1, 1] and y int64 (B, n_attr). The rows
+        are read from the memory map in one sorted pass, then put back in the order
+        asked for. With ``flip``, each image is mirrored when ``torch.rand(B,
+        generator=generator) < 0.5``: this consumes exactly B draws from the generator
+        (none without flip), which keeps resumed runs reproducible.
+        """
+        idx = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
+        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= len(self)):
+            raise IndexError(f"batch indices must lie in 0..{len(self) - 1}, "
+                             f"got {int(idx.min())}..{int(idx.max())}")
+        images = self.prepared.read(self.rows[idx.numpy()])  # (B, 3, S, S) uint8, a copy
+        if self.flip:
+            mirror = (torch.rand(len(idx), generator=generator) < 0.5).numpy()
+            images[mirror] = images[mirror][..., ::-1]  # mirror the width axis
+        return _to_float(images), self.y[idx]
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None,
+               weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A random batch drawn with replacement (as the reference did).
+
+        Draws the indices first (``torch.randint``, or ``torch.multinomial`` on
+        ``weights`` such as :func:`balanced_weights`), then the flips, all from
+        ``generator``.
+        """
+        if weights is None:
+            idx = torch.randint(len(self), (batch_size,), generator=generator)
+        else:
+            idx = torch.multinomial(weights, batch_size, replacement=True, generator=generator)
+        return self.batch(idx, generator)
+
+
+def balanced_weights(dataset: FaderDataset, attribute: str) -> torch.Tensor:
+    """Per-example weights (float64, summing to 1) that draw each class of ``attribute`` equally often.
+
+    Example i of class c gets 1 / (n_c * C), C the number of classes present. Useful for
+    rare attributes (Eyeglasses: 6.5 % of CelebA). ``attribute`` may be any column of the
+    table, not only one the dataset returns.
+    """
+    (attribute,) = check_attributes([attribute], dataset.prepared.attributes.columns)
+    labels = dataset.prepared.attributes[attribute].to_numpy(np.int64)[dataset.rows]
+    if len(labels) == 0:
+        raise DataError(f"The {dataset.split!r} split is empty: there is nothing to balance.")
+    counts = np.bincount(labels)
+    present = int((counts > 0).sum())
+    weights = 1.0 / (counts[labels] * present)
+    return torch.from_numpy(weights)
+
+
+def make_loader(dataset: FaderDataset, batch_size: int = 32, shuffle: bool = True,
+                balance: str | None = None, num_workers: int = 0, seed: int = 0,
+                drop_last: bool = True) -> DataLoader:
+    """A DataLoader over ``dataset``; ``balance="Eyeglasses"`` draws both classes equally often.
+
+    With ``balance``, a ``WeightedRandomSampler`` (with replacement, len(dataset) draws
+    per epoch) replaces shuffling. ``seed`` seeds the order (and the workers' flips).
+    """
+    if drop_last and len(dataset) < batch_size:
+        raise DataError(
+            f"{dataset!r} has {len(dataset)} images, fewer than batch_size={batch_size}: with "
+            "drop_last=True the loader would yield nothing. Use a smaller batch_size or drop_last=False.")
+    generator = torch.Generator().manual_seed(seed)
+    sampler = None
+    if balance is not None:
+        sampler = WeightedRandomSampler(balanced_weights(dataset, balance), num_samples=len(dataset),
+                                        replacement=True, generator=generator)
+        shuffle = False
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler,
+                      num_workers=num_workers, drop_last=drop_last, generator=generator,
+                      persistent_workers=num_workers > 0)
