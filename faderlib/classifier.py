@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
-from .config import ModelConfig
+from .config import ModelConfig, jsonable
 from .losses import attribute_cross_entropy, correct_counts, predict_classes
 from .models import AttributeClassifier
 from .train import pick_device
@@ -58,7 +58,7 @@ def train_classifier(config: ClassifierConfig, out_dir: str | os.PathLike, *, pr
     record_path, weights_path = out / "config.json", out / "classifier.pt"
     if record_path.exists():
         old = json.loads(record_path.read_text())
-        if old.get("train") == config.to_dict() and weights_path.exists():
+        if old.get("train") == jsonable(config.to_dict()) and weights_path.exists():
             return old
         raise FileExistsError(
             f"{out} holds a classifier trained with other settings; choose another --out folder "

@@ -42,7 +42,7 @@ def cmd_prepare(args) -> int:
     from .celeba import resolve_data_dir
 
     path = prepare(resolve_data_dir(args.data_dir), args.size, cache_dir=args.cache_dir,
-                   workers=args.workers, skip_bad=args.skip_bad)
+                   workers=args.workers, skip_bad=args.skip_bad, force=args.force)
     print(f"cache ready: {path}")
     return 0
 
@@ -136,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help="where to write the cache (default DATA_DIR/fader_cache)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: every core)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted) instead of stopping")
+    p.add_argument("--force", action="store_true", help="rebuild the cache even if it looks up to date")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="train a Fader network (resumes when --out holds the same run)")

@@ -204,6 +204,11 @@ class ModelConfig:
         return json.dumps(self.to_dict(), indent=2)
 
 
+def jsonable(obj):
+    """``obj`` as it reads back from JSON (tuples become lists), for comparing settings with a file."""
+    return json.loads(json.dumps(obj))
+
+
 def _check_image_size(size) -> None:
     if size not in IMAGE_SIZES or isinstance(size, bool):
         raise ConfigError(

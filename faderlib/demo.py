@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from .celeba import default_data_dir
+from .config import jsonable
 
 #: Settings of the demo (measured on 2 CPU cores; see the README for the figures reached).
 DEMO = {
@@ -113,7 +114,7 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, data_dir: str |
 
     stage("figures", figures)
     timings["total"] = round(time.perf_counter() - t_start, 1)
-    summary = {**result, "ablation_lambda0": ablation, "timings_s": timings, "settings": _jsonable(s),
+    summary = {**result, "ablation_lambda0": ablation, "timings_s": timings, "settings": jsonable(s),
                "targets": TARGETS, "checks": checks(result, ablation, timings, quick)}
     (out / "metrics.json").write_text(json.dumps(summary, indent=2))
     _say(summary_table(summary))
@@ -163,10 +164,6 @@ def summary_table(summary: dict) -> str:
     t = summary["timings_s"]
     lines.append("time: " + ", ".join(f"{k} {v:.0f}s" for k, v in t.items()))
     return "\n".join(lines)
-
-
-def _jsonable(d: dict) -> dict:
-    return json.loads(json.dumps(d, default=list))
 
 
 def _say(text: str) -> None:

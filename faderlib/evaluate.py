@@ -5,7 +5,9 @@
 * ``reconstruction``: ``mse`` (images in [-1, 1]) and ``psnr`` (dB, peak-to-peak 2) on
   the test split, decoded with the true attributes;
 * ``latent_discriminator``: per attribute, its ``accuracy`` on the test split and the
-  ``majority_rate``, what a discriminator that learned nothing from z scores;
+  ``majority_rate``, what a discriminator that learned nothing from z can reach; and its
+  ``balanced_accuracy`` (the mean of the per-class accuracies), which is 1/K for a
+  discriminator that learned nothing, whatever the class frequencies or its own prior;
 * ``swap_accuracy``: per attribute and target value, the share of test images whose value
   differs from the target that the classifier reads as the target after the edit;
 * ``classifier_accuracy``: the classifier's own test accuracy, the ceiling of swap accuracy;
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .losses import correct_counts
+from .losses import predict_classes
 from .models import AutoEncoder
 from .runs import load_run
 
@@ -63,8 +65,8 @@ def evaluate(run_dir: str | os.PathLike, classifier_dir: str | os.PathLike | Non
         clf_index = [clf.config.attribute_names.index(a) for a in names]
 
     se_sum, pixels = 0.0, 0
-    dis_correct = torch.zeros(len(names))
-    positives = [torch.zeros(a.n_values) for a in config.attributes]
+    class_hits = [torch.zeros(a.n_values) for a in config.attributes]    # right predictions per true class
+    class_counts = [torch.zeros(a.n_values) for a in config.attributes]  # images per true class
     swap_hits = {a.name: torch.zeros(a.n_values) for a in config.attributes}
     swap_total = {a.name: torch.zeros(a.n_values) for a in config.attributes}
     clf_correct = torch.zeros(len(names))
@@ -76,9 +78,11 @@ def evaluate(run_dir: str | os.PathLike, classifier_dir: str | os.PathLike | Non
         x_hat = ae.decode(z, y)
         se_sum += float(((x_hat - x) ** 2).sum())
         pixels += x.numel()
-        dis_correct += correct_counts(dis(z), y, config)
+        right = (predict_classes(dis(z), config) == y).cpu()
         for j, a in enumerate(config.attributes):
-            positives[j] += torch.bincount(y[:, j].cpu(), minlength=a.n_values).float()
+            yj = y[:, j].cpu()
+            class_counts[j] += torch.bincount(yj, minlength=a.n_values).float()
+            class_hits[j] += torch.bincount(yj[right[:, j]], minlength=a.n_values).float()
         if clf is None:
             continue
         from .classifier import predict
@@ -102,7 +106,8 @@ def evaluate(run_dir: str | os.PathLike, classifier_dir: str | os.PathLike | Non
         "test_images": n,
         "reconstruction": {"mse": mse, "psnr": psnr(mse)},
         "latent_discriminator": {
-            name: {"accuracy": float(dis_correct[j]) / n, "majority_rate": float(positives[j].max()) / n}
+            name: {"accuracy": float(class_hits[j].sum()) / n, "majority_rate": float(class_counts[j].max()) / n,
+                   "balanced_accuracy": float((class_hits[j] / class_counts[j])[class_counts[j] > 0].mean())}
             for j, name in enumerate(names)
         },
     }
@@ -154,7 +159,7 @@ def format_report(result: dict) -> str:
     lines = [f"checkpoint {result['checkpoint']} (step {result['step']}), {result['test_images']} test images",
              f"reconstruction: MSE {result['reconstruction']['mse']:.4f}, PSNR {result['reconstruction']['psnr']:.1f} dB",
              "",
-             f"{'attribute':<22}{'disc. acc':>10}{'majority':>10}{'swap->0':>9}{'swap->1':>9}{'clf acc':>9}"
+             f"{'attribute':<22}{'disc. acc':>10}{'majority':>10}{'balanced':>10}{'swap->0':>9}{'swap->1':>9}{'clf acc':>9}"
              f"{'cf PSNR':>9}"]
     for name, d in result["latent_discriminator"].items():
         swap = result.get("swap_accuracy", {}).get(name, {})
@@ -164,6 +169,7 @@ def format_report(result: dict) -> str:
         def f(v, fmt="{:.3f}"):
             return fmt.format(v) if v is not None else "-"
 
-        lines.append(f"{name:<22}{f(d['accuracy']):>10}{f(d['majority_rate']):>10}{f(swap.get('0')):>9}"
+        lines.append(f"{name:<22}{f(d['accuracy']):>10}{f(d['majority_rate']):>10}{f(d['balanced_accuracy']):>10}"
+                     f"{f(swap.get('0')):>9}"
                      f"{f(swap.get('1')):>9}{f(clf):>9}{f(cf, '{:.1f}'):>9}")
     return "\n".join(lines)

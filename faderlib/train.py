@@ -32,7 +32,7 @@ import torch.distributed
 from torch import nn
 
 from . import checkpoint as ckpt
-from .config import ModelConfig, parse_attributes
+from .config import ModelConfig, jsonable, parse_attributes
 from .losses import adversarial_loss, correct_counts, discriminator_loss, lambda_e, reconstruction_loss
 from .models import AutoEncoder, LatentDiscriminator
 
@@ -231,8 +231,7 @@ class Trainer:
         last = self.checkpoint_dir / "last.pt"
         if cfg_path.exists():
             old = json.loads(cfg_path.read_text())
-            new = json.loads(json.dumps(self.config.to_dict()))  # tuples become lists, as on disk
-            diffs = _config_differences(old.get("train", {}), new)
+            diffs = _config_differences(old.get("train", {}), jsonable(self.config.to_dict()))
             if old.get("model") != self.model_config.to_dict():
                 diffs.append("model")
             if diffs:

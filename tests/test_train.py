@@ -181,3 +181,37 @@ def test_bad_training_settings():
 def test_unknown_attribute_names_the_closest(synthetic_dir, tmp_path):
     with pytest.raises(ValueError, match="Smiling"):
         Trainer(tiny(synthetic_dir, attributes=("Smilng",)), tmp_path / "run", progress=False)
+
+
+def _discriminator_accuracy(trainer) -> float:
+    """The discriminator's accuracy over the whole training split, in eval mode."""
+    from faderlib.losses import correct_counts
+
+    trainer.ae.eval()
+    trainer.dis.eval()
+    ds = trainer.train_set
+    correct = 0.0
+    with torch.no_grad():
+        for start in range(0, len(ds), 128):
+            x, y = ds.batch(torch.arange(start, min(start + 128, len(ds))))
+            correct += float(correct_counts(trainer.dis(trainer.ae.encode(x)), y, trainer.model_config)[0])
+    return correct / len(ds)
+
+
+def test_a_short_run_learns_and_the_adversary_removes_the_attribute(synthetic_dir, tmp_path):
+    """400 steps at 32 px: reconstruction improves in both runs; the discriminator reads Male
+    from z when lambda_E = 0, and falls to about the majority rate when lambda_E > 0."""
+    results = {}
+    for lam in (0.0, 0.3):
+        config = tiny(synthetic_dir, attributes=("Male",), steps=400, batch_size=16, lambda_e=lam, lambda_ramp=50,
+                      eval_every=50, eval_images=64, checkpoint_every=400, log_every=25, model={"init_fm": 16})
+        trainer = Trainer(config, tmp_path / f"lambda{lam}", progress=False)
+        trainer.train()
+        valid = read_metrics(trainer.run_dir).query("phase == 'valid'")
+        results[lam] = (valid.rec_loss.iloc[0], valid.rec_loss.iloc[-1], _discriminator_accuracy(trainer))
+    majority = float(trainer.train_set.y[:, 0].float().mean())
+    majority = max(majority, 1 - majority)
+    for lam, (first, last, _) in results.items():
+        assert last < 0.6 * first, f"lambda_E={lam}: validation MSE went from {first:.3f} to {last:.3f}"
+    assert results[0.0][2] > majority + 0.25, results  # z carries the attribute ...
+    assert results[0.3][2] < majority + 0.12, results  # ... unless the encoder is trained to hide it

@@ -1,0 +1,93 @@
+import json
+import math
+
+import pytest
+import torch
+
+from faderlib.classifier import ClassifierConfig, load_classifier, predict, train_classifier
+from faderlib.evaluate import evaluate, format_report, psnr
+from faderlib.runs import load_run
+from faderlib.train import TrainConfig, Trainer
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_dir, tmp_path_factory):
+    """A tiny run and classifier on the synthetic faces (seconds, not quality)."""
+    root = tmp_path_factory.mktemp("evaluate")
+    config = TrainConfig(data_dir=str(synthetic_dir), attributes=("Smiling", "Eyeglasses"), image_size=32, steps=20,
+                         batch_size=8, lambda_e=0.01, lambda_ramp=5, eval_every=20, eval_images=16, device="cpu")
+    Trainer(config, root / "run", progress=False).train()
+    train_classifier(ClassifierConfig(data_dir=str(synthetic_dir), image_size=32, steps=20, device="cpu"),
+                     root / "clf", progress=False)
+    return root
+
+
+def test_evaluation_report_has_every_part(trained):
+    r = evaluate(trained / "run", trained / "clf", max_images=24, counterfactual_images=6)
+    assert r["test_images"] == 24 and r["step"] == 20
+    assert r["reconstruction"]["psnr"] == pytest.approx(psnr(r["reconstruction"]["mse"]))
+    for name in ("Smiling", "Eyeglasses"):
+        d = r["latent_discriminator"][name]
+        assert 0 <= d["accuracy"] <= 1 and 0.5 <= d["majority_rate"] <= 1 and 0 <= d["balanced_accuracy"] <= 1
+        assert set(r["swap_accuracy"][name]) == {"0", "1"}
+        assert 0 <= r["classifier_accuracy"][name] <= 1
+        assert r["counterfactual_psnr"][name] > 5 and r["counterfactual_psnr_unedited"][name] > 5
+    json.dumps(r)  # plain data, as `fader evaluate --json` prints it
+    assert "Eyeglasses" in format_report(r)
+
+
+def test_swap_accuracy_follows_the_protocol(trained):
+    """Recompute swap accuracy by hand: edit the images whose value differs from the target,
+    and count how many the classifier reads as the target."""
+    n = 24
+    r = evaluate(trained / "run", trained / "clf", max_images=n, counterfactual_images=2)
+    run = load_run(trained / "run")
+    clf = load_classifier(trained / "clf")
+    from faderlib.cache import prepared
+    from faderlib.data import FaderDataset
+
+    test = FaderDataset(prepared(run.data_dir, 32, progress=False), "test", ["Smiling", "Eyeglasses"], flip=False)
+    x, y = test.batch(torch.arange(n))
+    with torch.no_grad():
+        z = run.autoencoder.encode(x)
+        for j, name in enumerate(["Smiling", "Eyeglasses"]):
+            for target in (0, 1):
+                keep = y[:, j] != target
+                if not keep.any():
+                    assert r["swap_accuracy"][name][str(target)] is None
+                    continue
+                y2 = y[keep].clone()
+                y2[:, j] = target
+                read = predict(clf, run.autoencoder.decode(z[keep], y2))[:, clf.config.attribute_names.index(name)]
+                expected = float((read == target).float().mean())
+                assert r["swap_accuracy"][name][str(target)] == pytest.approx(expected)
+
+
+def test_evaluation_without_classifier_or_on_celeba_format(trained, tmp_path):
+    r = evaluate(trained / "run", max_images=8, counterfactual_images=2)
+    assert "swap_accuracy" not in r and "reconstruction" in r
+
+    from celeba_fixture import write_celeba_fixture
+
+    data = write_celeba_fixture(tmp_path / "celeba", n=40, layout="kaggle")
+    config = TrainConfig(data_dir=str(data), attributes=("Smiling",), image_size=32, steps=4, batch_size=4,
+                         eval_every=4, eval_images=4, device="cpu")
+    Trainer(config, tmp_path / "run", progress=False).train()
+    r = evaluate(tmp_path / "run")
+    assert "counterfactual_psnr" not in r  # no ground truth for photographs
+    assert r["test_images"] > 0
+
+
+def test_psnr():
+    assert psnr(4.0) == 0.0
+    assert psnr(0.04) == pytest.approx(20.0)
+    assert math.isinf(psnr(0.0))
+
+
+def test_classifier_is_reused_and_never_overwritten(trained, synthetic_dir):
+    again = train_classifier(ClassifierConfig(data_dir=str(synthetic_dir), image_size=32, steps=20, device="cpu"),
+                             trained / "clf", progress=False)
+    assert again["train"]["steps"] == 20
+    with pytest.raises(FileExistsError, match="other settings"):
+        train_classifier(ClassifierConfig(data_dir=str(synthetic_dir), image_size=32, steps=21, device="cpu"),
+                         trained / "clf", progress=False)
