@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from faderlib.celeba import CelebA, DataError, read_celeba, resolve_data_dir
+from faderlib.celeba import CelebA, DataError, default_data_dir, read_celeba, resolve_data_dir
 from faderlib.celeba_facts import CROP_BOTTOM, CROP_TOP, IMAGE_HEIGHT, IMAGE_WIDTH, SPLIT_NAMES
 
 __all__ = ["prepare", "load_prepared", "prepared", "Prepared", "decode_image", "cache_path",
@@ -566,7 +566,14 @@ def load_prepared(cache_path: str | os.PathLike) -> Prepared:
 def prepared(data_dir: str | os.PathLike | None = None, size: int = 64, **kwargs) -> Prepared:
     """:func:`prepare` (if needed) and :func:`load_prepared` in one call.
 
-    ``data_dir=None`` uses ``$FADER_DATA`` or the synthetic set (see ``resolve_data_dir``).
+    ``data_dir=None`` uses ``$FADER_DATA`` or the synthetic set (see ``resolve_data_dir``);
+    the synthetic set is drawn on first use when its default folder is still empty, so
+    everything works on a fresh machine with nothing downloaded.
     """
-    return load_prepared(prepare(resolve_data_dir(data_dir), size, **kwargs))
+    folder = resolve_data_dir(data_dir)
+    if folder == default_data_dir() and not (folder.is_dir() and any(folder.iterdir())):
+        from .synth import generate
+
+        generate(folder, progress=kwargs.get("progress", True))
+    return load_prepared(prepare(folder, size, **kwargs))
 

@@ -30,9 +30,10 @@ def cmd_summary(args) -> int:
 
 
 def cmd_synth(args) -> int:
+    from .celeba import default_data_dir
     from .synth import generate
 
-    out = generate(args.out_dir, n=args.n, seed=args.seed, workers=args.workers)
+    out = generate(args.out_dir or default_data_dir(), n=args.n, seed=args.seed, workers=args.workers)
     print(f"synthetic faces written to {out}")
     return 0
 
@@ -123,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("synth", help="write the built-in synthetic faces in CelebA's file layout")
-    p.add_argument("out_dir", help="folder to create (must be empty or absent)")
+    p.add_argument("out_dir", nargs="?", default=None,
+                   help="folder to create, empty or absent (default: data/synthetic, the kit's default data set)")
     p.add_argument("--n", type=int, default=20000, help="number of faces (default 20000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same faces)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: every core)")
