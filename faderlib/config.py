@@ -194,14 +194,19 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown model setting(s) {unknown}; known settings: {sorted(known)}")
-        return cls(**d)
+        return from_settings(cls, d, "model")
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
+
+
+def from_settings(cls, d: dict, what: str):
+    """Build dataclass ``cls`` from a dict read from a file, refusing unknown keys by name."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ConfigError(f"unknown {what} setting(s) {unknown}; known settings: {sorted(known)}")
+    return cls(**d)
 
 
 def jsonable(obj):

@@ -32,7 +32,7 @@ import torch.distributed
 from torch import nn
 
 from . import checkpoint as ckpt
-from .config import ModelConfig, jsonable, parse_attributes
+from .config import ModelConfig, from_settings, jsonable, parse_attributes
 from .losses import adversarial_loss, correct_counts, discriminator_loss, lambda_e, reconstruction_loss
 from .models import AutoEncoder, LatentDiscriminator
 
@@ -93,11 +93,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown training setting(s) {unknown}; known: {sorted(known)}")
-        return cls(**d)
+        return from_settings(cls, d, "training")
 
 
 # ----------------------------------------------------------------------------- devices
