@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import traceback
 
@@ -98,7 +99,7 @@ def cmd_evaluate(args) -> int:
     from .evaluate import evaluate, format_report
 
     result = evaluate(args.run_dir, args.classifier, checkpoint=args.checkpoint, max_images=args.max_images,
-                      device=args.device)
+                      strength=args.strength, device=args.device)
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0
 
@@ -107,6 +108,38 @@ def cmd_demo(args) -> int:
     from .demo import run_demo
 
     run_demo(out=args.out, quick=args.quick)
+    return 0
+
+
+def cmd_grid(args) -> int:
+    from .interpolate import interpolation_grid, interpolation_grid_2d, parse_alphas, save_grid
+    from .runs import load_run
+
+    run = load_run(args.run_dir, args.checkpoint)
+    alphas = parse_alphas(args.alphas)
+    if args.attr2:
+        alphas2 = parse_alphas(args.alphas2) if args.alphas2 else None
+        grid = interpolation_grid_2d(run, args.attr, args.attr2, alphas, alphas2, index=args.index)
+    else:
+        grid = interpolation_grid(run, attribute=args.attr, alphas=alphas, n=args.n, start=args.index)
+    print(f"grid written to {save_grid(grid, args.out)} ({grid.width}x{grid.height})")
+    return 0
+
+
+def cmd_edit(args) -> int:
+    import warnings
+
+    from .edit import EditNote, edit_image, parse_changes
+    from .interpolate import save_grid
+
+    changes = parse_changes(args.set or [])
+    with warnings.catch_warnings(record=True) as notes:
+        warnings.simplefilter("always", EditNote)
+        image = edit_image(args.run_dir, args.image, changes, crop=args.crop, compare=args.compare,
+                           classifier=args.classifier, checkpoint=args.checkpoint)
+    for note in notes:
+        print(f"note: {note.message}")
+    print(f"edited image written to {save_grid(image, args.out)} ({image.width}x{image.height})")
     return 0
 
 
@@ -184,9 +217,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classifier", default=None, help="folder of a classifier from train-classifier")
     p.add_argument("--checkpoint", default="last.pt", help="last.pt (default) or best.pt")
     p.add_argument("--max-images", type=int, default=None, help="evaluate on the first N test images only")
+    p.add_argument("--strength", type=float, default=1.0,
+                   help="edit strength of the swaps: 1 = set to 0/1 (paper), 1.5 = alpha 1.5 / -0.5")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("grid", help="interpolation grid: one attribute swept beyond [0, 1] (or two, on two axes)")
+    p.add_argument("run_dir")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--attr", default=None, help="binary attribute to sweep (default: the run's first)")
+    p.add_argument("--alphas", default="-1,0,0.5,1,2",
+                   help="comma-separated alphas; the decoder gets [1 - alpha, alpha] (default -1,0,0.5,1,2)")
+    p.add_argument("--n", type=int, default=6, help="number of test images, one per row (default 6)")
+    p.add_argument("--index", type=int, default=0, help="first test image (default 0)")
+    p.add_argument("--attr2", default=None, help="a second attribute, swept down the rows, for one image (2-D grid)")
+    p.add_argument("--alphas2", default=None, help="alphas of --attr2 (default: those of --alphas)")
+    p.add_argument("--checkpoint", default="last.pt", help="last.pt (default) or best.pt")
+    # let `--alphas -1,0,2` through: argparse takes only -1 or -0.5 alone for a negative number
+    p._negative_number_matcher = re.compile(r"^-[\d.,]+$")
+    p.set_defaults(func=cmd_grid)
+
+    p = sub.add_parser("edit", help="edit any photo: fader edit RUN_DIR IMAGE --set Smiling=1.5 --out out.png")
+    p.add_argument("run_dir")
+    p.add_argument("image", help="a JPEG or PNG of any size")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="attribute value, repeatable: binary alpha (0 absent, 1 present, beyond exaggerates), "
+                        "categorical class index; attributes not set are 0 (or the --classifier's reading)")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--crop", choices=["auto", "celeba", "center"], default="auto",
+                   help="celeba: rows 20..197 of an aligned 178x218 image; center: centred square; "
+                        "auto (default): celeba for 178x218 images, else center")
+    p.add_argument("--compare", action="store_true", help="write the cropped input and the edit side by side")
+    p.add_argument("--classifier", default=None, help="classifier folder: start from the attributes it reads")
+    p.add_argument("--checkpoint", default="last.pt", help="last.pt (default) or best.pt")
+    p.set_defaults(func=cmd_edit)
 
     p = sub.add_parser("demo", help="the whole pipeline on the synthetic faces, on CPU (what `make demo` runs)")
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")

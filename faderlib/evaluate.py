@@ -38,8 +38,13 @@ def psnr(mse: float) -> float:
 @torch.no_grad()
 def evaluate(run_dir: str | os.PathLike, classifier_dir: str | os.PathLike | None = None, *,
              checkpoint: str = "last.pt", max_images: int | None = None, counterfactual_images: int = 200,
-             batch_size: int = 128, device: str = "cpu", progress: bool = False) -> dict:
-    """Evaluate the run in ``run_dir`` on the test split of its data set."""
+             strength: float = 1.0, batch_size: int = 128, device: str = "cpu", progress: bool = False) -> dict:
+    """Evaluate the run in ``run_dir`` on the test split of its data set.
+
+    ``strength`` is the edit strength of the swaps: 1 sets a binary attribute to exactly 0
+    or 1 (the paper's protocol); 1.5 decodes with alpha = 1.5 to add it and -0.5 to remove
+    it, as a slider pushed past the end does (peers such as AttGAN test at 2).
+    """
     from .cache import prepared
     from .data import FaderDataset
 
@@ -93,15 +98,15 @@ def evaluate(run_dir: str | os.PathLike, classifier_dir: str | os.PathLike | Non
                 mask = y[:, j] != target
                 if not mask.any():
                     continue
-                y2 = y[mask].clone()
-                y2[:, j] = target
-                read = predict(clf, ae.decode(z[mask], y2))[:, clf_index[j]]
+                read = predict(clf, ae.decode(z[mask], swap_code(y[mask], j, target, strength, config)))
+                read = read[:, clf_index[j]]
                 swap_hits[a.name][target] += float((read == target).sum())
                 swap_total[a.name][target] += float(mask.sum())
 
     mse = se_sum / max(pixels, 1)
     result: dict = {
         "checkpoint": checkpoint,
+        "swap_strength": strength,
         "step": run.step,
         "test_images": n,
         "reconstruction": {"mse": mse, "psnr": psnr(mse)},
@@ -154,9 +159,22 @@ def counterfactual_scores(ae: AutoEncoder, test, data_dir, n_images: int, device
     return {"counterfactual_psnr": edited_psnr, "counterfactual_psnr_unedited": unedited_psnr}
 
 
+def swap_code(y: torch.Tensor, j: int, target: int, strength: float, config) -> torch.Tensor:
+    """The attributes y with attribute ``j`` set to ``target``: class indices at strength 1;
+    otherwise binary alphas, ``strength`` to add the attribute, ``1 - strength`` to remove it."""
+    if strength == 1.0 or not all(a.is_binary for a in config.attributes):
+        y2 = y.clone()
+        y2[:, j] = target
+        return y2
+    y2 = y.float()
+    y2[:, j] = strength if target == 1 else 1.0 - strength
+    return y2
+
+
 def format_report(result: dict) -> str:
     """The evaluation as a short table for a terminal."""
-    lines = [f"checkpoint {result['checkpoint']} (step {result['step']}), {result['test_images']} test images",
+    lines = [f"checkpoint {result['checkpoint']} (step {result['step']}), {result['test_images']} test images, "
+             f"swap strength {result['swap_strength']:g}",
              f"reconstruction: MSE {result['reconstruction']['mse']:.4f}, PSNR {result['reconstruction']['psnr']:.1f} dB",
              "",
              f"{'attribute':<22}{'disc. acc':>10}{'majority':>10}{'balanced':>10}{'swap->0':>9}{'swap->1':>9}{'clf acc':>9}"

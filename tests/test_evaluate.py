@@ -91,3 +91,14 @@ def test_classifier_is_reused_and_never_overwritten(trained, synthetic_dir):
     with pytest.raises(FileExistsError, match="other settings"):
         train_classifier(ClassifierConfig(data_dir=str(synthetic_dir), image_size=32, steps=21, device="cpu"),
                          trained / "clf", progress=False)
+
+
+def test_swap_strength_pushes_binary_alphas_past_the_ends():
+    from faderlib.config import ModelConfig
+    from faderlib.evaluate import swap_code
+
+    c = ModelConfig.from_preset("official", 32, ["Smiling", "Male"])
+    y = torch.tensor([[0, 1], [1, 0]])
+    assert swap_code(y, 0, 1, 1.0, c).tolist() == [[1, 1], [1, 0]]
+    assert swap_code(y, 0, 1, 1.5, c).tolist() == [[1.5, 1.0], [1.5, 0.0]]
+    assert swap_code(y, 1, 0, 1.5, c).tolist() == [[0.0, -0.5], [1.0, -0.5]]
