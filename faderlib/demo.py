@@ -54,7 +54,7 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, data_dir: str |
     from .runs import load_run
     from .synth import ensure_synthetic
     from .train import TrainConfig, Trainer, read_metrics
-    from .visual import interpolation_grid
+    from .interpolate import interpolation_grid
 
     s = QUICK if quick else DEMO
     out = Path(out)

@@ -1,4 +1,7 @@
-"""Turning tensors into pictures: image conversion and the sample grids of training runs."""
+"""Turning tensors into pictures: image conversion and the sample grids of training runs.
+
+Interpolation grids (attributes swept beyond [0, 1]) are in :mod:`faderlib.interpolate`.
+"""
 
 from __future__ import annotations
 
@@ -41,46 +44,3 @@ def edit_grid(ae: AutoEncoder, x: torch.Tensor, y: torch.Tensor) -> Image.Image:
         columns.append(ae.decode(z, y2))
     ae.train(was_training)
     return tile([[c[i] for c in columns] for i in range(x.shape[0])])
-
-
-def _label_strip(labels: list[str], cell: int, pad: int, height: int = 14) -> Image.Image:
-    from PIL import ImageDraw
-
-    strip = Image.new("RGB", (len(labels) * (cell + pad) + pad, height), "white")
-    draw = ImageDraw.Draw(strip)
-    for j, text in enumerate(labels):
-        left = pad + j * (cell + pad)
-        w = draw.textlength(text)
-        draw.text((left + (cell - w) / 2, 1), text, fill="black")
-    return strip
-
-
-@torch.no_grad()
-def interpolation_grid(ae: AutoEncoder, x: torch.Tensor, y: torch.Tensor, attribute: str,
-                       alphas=(-0.5, 0.0, 0.5, 1.0, 1.5), pad: int = 2) -> Image.Image:
-    """For one binary attribute: one row per image with the original, the reconstruction,
-    then the attribute swept over ``alphas`` (the decoder gets ``[1 - alpha, alpha]``,
-    so values beyond [0, 1] exaggerate it). The top strip labels the columns."""
-    names = ae.config.attribute_names
-    if attribute not in names:
-        raise ValueError(f"this model has no attribute {attribute!r}; it knows {names}")
-    j = names.index(attribute)
-    if not ae.config.attributes[j].is_binary:
-        raise ValueError(f"{attribute!r} is categorical; sweeps are for binary attributes")
-    was_training = ae.training
-    ae.eval()
-    z = ae.encode(x)
-    base = y.float()
-    columns = [x, ae.decode(z, y)]
-    for a in alphas:
-        v = base.clone()
-        v[:, j] = a
-        columns.append(ae.decode(z, v))
-    ae.train(was_training)
-    body = tile([[c[i] for c in columns] for i in range(x.shape[0])], pad=pad)
-    labels = ["original", "reconstr."] + [f"{attribute[:10]}={a:g}" for a in alphas]
-    strip = _label_strip(labels, x.shape[-1], pad)
-    out = Image.new("RGB", (body.width, body.height + strip.height), "white")
-    out.paste(strip, (0, 0))
-    out.paste(body, (0, strip.height))
-    return out
