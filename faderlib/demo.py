@@ -91,7 +91,8 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, data_dir: str |
     ablation_dir = stage("ablation lambda_E=0", lambda: train("ablation_lambda0", 0.0))
 
     def evaluate_both():
-        kw = dict(max_images=s["eval_images"], counterfactual_images=s["counterfactual_images"])
+        kw = dict(max_images=s["eval_images"], counterfactual_images=s["counterfactual_images"],
+                  also_strengths=(1.5,))
         return (evaluate(run_dir, out / "classifier", **kw), evaluate(ablation_dir, out / "classifier", **kw))
 
     result, ablation = stage("evaluation", evaluate_both)
@@ -124,19 +125,24 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, data_dir: str |
 
 
 def checks(result: dict, ablation: dict, timings: dict, quick: bool) -> dict:
-    """The demo's targets, each with the measured value and whether it was met."""
+    """The demo's targets, each with the measured value and whether it was met.
+
+    The discriminator check is one-sided on purpose: a discriminator that learned nothing
+    from z scores the majority rate at best, but can score far below it (with balanced
+    sampling it guesses the rare class half the time); its balanced accuracy, 0.5 when
+    blind, must also stay within the same 5 points.
+    """
     swaps = [v for d in result["swap_accuracy"].values() for v in d.values() if v is not None]
     ablation_swaps = [v for d in ablation["swap_accuracy"].values() for v in d.values() if v is not None]
-    gaps = [d["accuracy"] - d["majority_rate"] for d in result["latent_discriminator"].values()]
+    margin = TARGETS["discriminator_within_majority"]
+    dis = result["latent_discriminator"].values()
+    above = max(max(d["accuracy"] - d["majority_rate"], d["balanced_accuracy"] - 0.5) for d in dis)
+    lower_by = sum(swaps) / len(swaps) - sum(ablation_swaps) / len(ablation_swaps)
     return {
         "min_swap_accuracy": {"value": min(swaps), "target": f">= {TARGETS['swap_accuracy_min']}",
                               "met": min(swaps) >= TARGETS["swap_accuracy_min"]},
-        "discriminator_above_majority": {"value": max(gaps),
-                                         "target": f"<= {TARGETS['discriminator_within_majority']}",
-                                         "met": max(gaps) <= TARGETS["discriminator_within_majority"]},
-        "ablation_mean_swap_lower_by": {"value": sum(swaps) / len(swaps) - sum(ablation_swaps) / len(ablation_swaps),
-                                        "target": "> 0.10", "met": (sum(swaps) / len(swaps)
-                                                                     - sum(ablation_swaps) / len(ablation_swaps)) > 0.10},
+        "discriminator_above_blind": {"value": above, "target": f"<= {margin}", "met": above <= margin},
+        "ablation_mean_swap_lower_by": {"value": lower_by, "target": "> 0.10", "met": lower_by > 0.10},
         "minutes": {"value": timings["total"] / 60, "target": f"<= {TARGETS['minutes_max']}",
                     "met": timings["total"] / 60 <= TARGETS["minutes_max"]},
     }
@@ -148,16 +154,21 @@ def summary_table(summary: dict) -> str:
     lines = ["", "Fader Networks demo: synthetic faces, "
              f"{summary['settings']['image_size']} px, {summary['step']} steps, CPU",
              f"reconstruction PSNR {r['reconstruction']['psnr']:.1f} dB (ablation {a['reconstruction']['psnr']:.1f} dB)",
+             "swap accuracy: share of test images the classifier reads as the target after the edit "
+             "(strength 1: attribute set to 0/1; 1.5: slider pushed to -0.5/1.5)",
              "",
-             f"{'attribute':<12}{'swap->0':>9}{'swap->1':>9}{'| lambda=0':>11}{'->1':>6}"
-             f"{'disc acc':>10}{'majority':>9}{'| lambda=0':>11}{'cf PSNR':>9}"]
+             f"{'':<12}{'----- lambda_E > 0 -----':>26}{'-- lambda_E = 0 --':>20}{'--- discriminator ---':>24}",
+             f"{'attribute':<12}{'->0':>7}{'->1':>7}{'->0@1.5':>8}{'->1@1.5':>8}{'->0':>8}{'->1':>6}{'->1@1.5':>8}"
+             f"{'balanced':>10}{'lambda=0':>10}{'cf PSNR':>9}"]
     for name in r["latent_discriminator"]:
         s, sa = r["swap_accuracy"][name], a["swap_accuracy"][name]
+        s15, sa15 = r["swap_accuracy_at"]["1.5"][name], a["swap_accuracy_at"]["1.5"][name]
         d, da = r["latent_discriminator"][name], a["latent_discriminator"][name]
         cf = r.get("counterfactual_psnr", {}).get(name)
-        lines.append(f"{name:<12}{s['0']:>9.3f}{s['1']:>9.3f}{sa['0']:>11.3f}{sa['1']:>6.3f}"
-                     f"{d['accuracy']:>10.3f}{d['majority_rate']:>9.3f}{da['accuracy']:>11.3f}"
+        lines.append(f"{name:<12}{s['0']:>7.3f}{s['1']:>7.3f}{s15['0']:>8.3f}{s15['1']:>8.3f}{sa['0']:>8.3f}"
+                     f"{sa['1']:>6.3f}{sa15['1']:>8.3f}{d['balanced_accuracy']:>10.3f}{da['balanced_accuracy']:>10.3f}"
                      f"{(cf if cf is not None else float('nan')):>9.1f}")
+    lines.append("(balanced discriminator accuracy: 0.5 when z says nothing about the attribute)")
     lines.append("")
     for name, c in summary["checks"].items():
         lines.append(f"{'OK  ' if c['met'] else 'MISS'} {name}: {c['value']:.3f} (target {c['target']})")

@@ -38,12 +38,14 @@ def psnr(mse: float) -> float:
 @torch.no_grad()
 def evaluate(run_dir: str | os.PathLike, classifier_dir: str | os.PathLike | None = None, *,
              checkpoint: str = "last.pt", max_images: int | None = None, counterfactual_images: int = 200,
-             strength: float = 1.0, batch_size: int = 128, device: str = "cpu", progress: bool = False) -> dict:
+             strength: float = 1.0, also_strengths: tuple[float, ...] = (), batch_size: int = 128,
+             device: str = "cpu", progress: bool = False) -> dict:
     """Evaluate the run in ``run_dir`` on the test split of its data set.
 
     ``strength`` is the edit strength of the swaps: 1 sets a binary attribute to exactly 0
     or 1 (the paper's protocol); 1.5 decodes with alpha = 1.5 to add it and -0.5 to remove
     it, as a slider pushed past the end does (peers such as AttGAN test at 2).
+    ``also_strengths`` adds ``swap_accuracy_at`` (strength -> the same table) for others.
     """
     from .cache import prepared
     from .data import FaderDataset
@@ -72,7 +74,8 @@ def evaluate(run_dir: str | os.PathLike, classifier_dir: str | os.PathLike | Non
     se_sum, pixels = 0.0, 0
     class_hits = [torch.zeros(a.n_values) for a in config.attributes]    # right predictions per true class
     class_counts = [torch.zeros(a.n_values) for a in config.attributes]  # images per true class
-    swap_hits = {a.name: torch.zeros(a.n_values) for a in config.attributes}
+    strengths = (strength, *also_strengths)
+    swap_hits = {(s, a.name): torch.zeros(a.n_values) for s in strengths for a in config.attributes}
     swap_total = {a.name: torch.zeros(a.n_values) for a in config.attributes}
     clf_correct = torch.zeros(len(names))
     for start in range(0, n, batch_size):
@@ -98,9 +101,9 @@ def evaluate(run_dir: str | os.PathLike, classifier_dir: str | os.PathLike | Non
                 mask = y[:, j] != target
                 if not mask.any():
                     continue
-                read = predict(clf, ae.decode(z[mask], swap_code(y[mask], j, target, strength, config)))
-                read = read[:, clf_index[j]]
-                swap_hits[a.name][target] += float((read == target).sum())
+                for s in strengths:
+                    read = predict(clf, ae.decode(z[mask], swap_code(y[mask], j, target, s, config)))
+                    swap_hits[s, a.name][target] += float((read[:, clf_index[j]] == target).sum())
                 swap_total[a.name][target] += float(mask.sum())
 
     mse = se_sum / max(pixels, 1)
@@ -117,11 +120,14 @@ def evaluate(run_dir: str | os.PathLike, classifier_dir: str | os.PathLike | Non
         },
     }
     if clf is not None:
-        result["swap_accuracy"] = {
-            a.name: {str(t): float(swap_hits[a.name][t] / swap_total[a.name][t]) if swap_total[a.name][t] else None
-                     for t in range(a.n_values)}
-            for a in config.attributes
-        }
+        def table(s: float) -> dict:
+            return {a.name: {str(t): float(swap_hits[s, a.name][t] / swap_total[a.name][t])
+                             if swap_total[a.name][t] else None for t in range(a.n_values)}
+                    for a in config.attributes}
+
+        result["swap_accuracy"] = table(strength)
+        if also_strengths:
+            result["swap_accuracy_at"] = {f"{s:g}": table(s) for s in also_strengths}
         result["classifier_accuracy"] = {name: float(clf_correct[j]) / n for j, name in enumerate(names)}
     from .synth import is_synthetic
 

@@ -14,7 +14,7 @@ def test_quick_demo_writes_every_output_and_resumes(tmp_path, capsys):
                 "counterfactual_psnr", "ablation_lambda0", "timings_s", "checks"):
         assert key in metrics, key
     assert metrics["ablation_lambda0"]["swap_accuracy"].keys() == metrics["swap_accuracy"].keys()
-    assert set(metrics["checks"]) == {"min_swap_accuracy", "discriminator_above_majority",
+    assert set(metrics["checks"]) == {"min_swap_accuracy", "discriminator_above_blind",
                                       "ablation_mean_swap_lower_by", "minutes"}
     printed = capsys.readouterr().out
     assert "Eyeglasses" in printed and "target" in printed

@@ -102,3 +102,10 @@ def test_swap_strength_pushes_binary_alphas_past_the_ends():
     assert swap_code(y, 0, 1, 1.0, c).tolist() == [[1, 1], [1, 0]]
     assert swap_code(y, 0, 1, 1.5, c).tolist() == [[1.5, 1.0], [1.5, 0.0]]
     assert swap_code(y, 1, 0, 1.5, c).tolist() == [[0.0, -0.5], [1.0, -0.5]]
+
+
+def test_other_strengths_are_reported_beside(trained):
+    r = evaluate(trained / "run", trained / "clf", max_images=16, counterfactual_images=2, also_strengths=(1.5, 2.0))
+    plain = evaluate(trained / "run", trained / "clf", max_images=16, counterfactual_images=2, strength=1.5)
+    assert set(r["swap_accuracy_at"]) == {"1.5", "2"}
+    assert r["swap_accuracy_at"]["1.5"] == plain["swap_accuracy"]
