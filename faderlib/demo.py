@@ -5,9 +5,14 @@ Eyeglasses and Male -> evaluation -> the same network trained with lambda_E = 0 
 ablation) -> figures and ``metrics.json`` in ``runs/demo/``.
 
 The paper's schedule is sized for 500,000 iterations on a GPU. The settings below
-(:data:`DEMO`) reach the same qualitative result in a few thousand iterations at 64 px:
-a smaller first layer (16 filters), a stronger adversarial weight with a short ramp,
-and the rare attribute (Eyeglasses, 6.5 %) drawn class-balanced. Rerunning the demo reuses
+(:data:`DEMO`) reach the same qualitative result in 4,000 iterations at 64 px: the
+paper's preset (16 filters first, a 2x2 latent, so that z has little room and y must
+carry the attributes), a learning rate of 5e-4 instead of 2e-4, an adversarial weight
+lambda_E of 0.02 instead of 1e-4, reached after a ramp of 1,000 steps instead of 500,000,
+and the rare attribute (Eyeglasses, 6.5 %) drawn class-balanced. Measured alternatives
+(same 3,000-4,000 steps, see the README): the reference code's preset (4x4 latent) and an
+8x8 latent gave weaker swaps, the latter far weaker (the decoder learns to read the
+attributes from z instead of y). Rerunning the demo reuses
 everything already computed (the runs resume, the classifier and caches are kept).
 """
 
@@ -25,19 +30,22 @@ DEMO = {
     "n_faces": 20_000,
     "image_size": 64,
     "attributes": ("Smiling", "Eyeglasses", "Male"),
-    "model": {"init_fm": 16},
-    "steps": 3000,
+    "preset": "paper",            # latent 256x2x2 at 64 px: z is small, y must carry the attributes
+    "model": {},
+    "steps": 4000,
     "batch_size": 32,
-    "lambda_e": 0.01,
+    "lr": 5e-4,
+    "lambda_e": 0.02,
     "lambda_ramp": 1000,
     "balance": "Eyeglasses",
     "classifier_steps": 1000,
+    "classifier_model": {"init_fm": 16},
     "eval_images": None,          # the whole test split
     "counterfactual_images": 200,
 }
 
 #: A tiny version for tests: the same code path in seconds.
-QUICK = {**DEMO, "n_faces": 240, "image_size": 32, "model": {}, "steps": 30, "lambda_ramp": 10,
+QUICK = {**DEMO, "n_faces": 240, "image_size": 32, "steps": 30, "lambda_ramp": 10,
          "classifier_steps": 20, "eval_images": 64, "counterfactual_images": 8}
 
 #: What the demo must show (the issue's targets); checked and reported, never hidden.
@@ -75,12 +83,13 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, data_dir: str |
     stage("synthetic faces", lambda: ensure_synthetic(data_dir, n=s["n_faces"], seed=0, progress=progress))
     stage("prepare", lambda: prepared(data_dir, s["image_size"], progress=progress))
     clf_config = ClassifierConfig(data_dir=data_dir, image_size=s["image_size"], attributes=s["attributes"],
-                                  steps=s["classifier_steps"])
+                                  steps=s["classifier_steps"], model=dict(s["classifier_model"]))
     stage("classifier", lambda: train_classifier(clf_config, out / "classifier", progress=progress))
 
     def train(name: str, lambda_max: float) -> Path:
         config = TrainConfig(data_dir=data_dir, attributes=s["attributes"], image_size=s["image_size"],
-                             model=dict(s["model"]), steps=s["steps"], batch_size=s["batch_size"],
+                             preset=s["preset"], model=dict(s["model"]), steps=s["steps"],
+                             batch_size=s["batch_size"], lr=s["lr"],
                              lambda_e=lambda_max, lambda_ramp=s["lambda_ramp"], balance=s["balance"],
                              checkpoint_every=max(s["steps"] // 4, 1), eval_every=max(s["steps"] // 6, 1))
         trainer = Trainer(config, out / name, progress=progress)
