@@ -1,0 +1,205 @@
+"""The course notebooks: committed clean, and run top to bottom at a tiny size with papermill.
+
+Every notebook runs on the synthetic faces (300 faces, 32 px, 12 training steps) in course
+order, then 04 and 05 again on a fresh RUN_DIR (no notebook 03 before them: they train what
+they need), then all five on a CelebA-format fixture (random-colour images in the Kaggle
+layout). Notebooks execute from ``notebooks/`` (papermill's ``cwd``), as for a student, and
+write their executed copies to a temporary folder: the committed files are never touched.
+"""
+
+import ast
+import json
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NAMES = ["01_data_and_attributes", "02_networks_and_losses", "03_training", "04_interpolation_and_sliders",
+         "05_evaluation"]
+#: The parameter names the notebooks may use (one meaning each, across notebooks).
+PARAMETER_NAMES = {"DATA_DIR", "IMAGE_SIZE", "ATTRIBUTES", "TRAIN_STEPS", "BATCH_SIZE", "DEVICE", "RUN_DIR",
+                   "DEMO_DIR", "PHOTO", "COMPARE_BALANCE"}
+STEPS = 12
+TINY = {"IMAGE_SIZE": 32, "ATTRIBUTES": ["Smiling", "Eyeglasses", "Male"], "TRAIN_STEPS": STEPS, "BATCH_SIZE": 8,
+        "DEVICE": "cpu", "DEMO_DIR": None}
+
+
+def read(name):
+    return nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+
+
+def parameters_cell(nb):
+    return [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+
+
+# ------------------------------------------------------------------------------------- committed files
+def test_the_course_is_these_five_notebooks():
+    assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_notebook_is_clean(name):
+    nb = read(name)
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"]["name"] == "python3" and nb.metadata["kernelspec"]["language"] == "python"
+    assert nb.metadata["language_info"]["name"] == "python"
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{name}: a cell has outputs; clear them (python tools/strip_notebooks.py)"
+            assert cell.execution_count is None, f"{name}: a cell has an execution count; clear it"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    assert "Exercises" in nb.cells[-1].source
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_parameters_cell_of_plain_literals(name):
+    nb = read(name)
+    cells = parameters_cell(nb)
+    assert len(cells) == 1, f"{name}: exactly one cell must be tagged 'parameters'"
+    names = []
+    for node in ast.parse(cells[0].source).body:
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1, ast.dump(node)
+        names.append(node.targets[0].id)
+        ast.literal_eval(node.value)  # a plain literal, so papermill can override it
+    assert set(names) <= PARAMETER_NAMES, set(names) - PARAMETER_NAMES
+    if "RUN_DIR" in names:
+        assert ast.literal_eval(cells[0].source.split("RUN_DIR =")[1].split("#")[0].strip()).startswith("../")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_code_defines_nothing(name):
+    """Functions and classes belong in faderlib, where they are tested (STYLE.md)."""
+    for cell in read(name).cells:
+        if cell.cell_type != "code":
+            continue
+        source = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        for node in ast.walk(ast.parse(source)):
+            assert not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)), \
+                f"{name} defines {node.name}: move it to faderlib"
+
+
+# ------------------------------------------------------------------------------------- execution
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("notebooks")
+
+
+@pytest.fixture(scope="module")
+def synthetic_data(work):
+    from faderlib.synth import generate
+
+    return generate(work / "faces", n=300, seed=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def celeba_data(work):
+    from celeba_fixture import write_celeba_fixture
+
+    return write_celeba_fixture(work / "celeba", n=120, layout="kaggle", seed=1)
+
+
+def execute(name, out_dir, **parameters):
+    """Run a committed notebook with papermill from notebooks/; return the executed copy."""
+    import papermill
+
+    nb = read(name)
+    (cell,) = parameters_cell(nb)
+    declared = {n.targets[0].id for n in ast.parse(cell.source).body}
+    given = {k: v for k, v in parameters.items() if k in declared}
+    out = Path(out_dir) / f"{name}.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out), parameters=given, cwd=str(NOTEBOOKS),
+                               kernel_name="python3", progress_bar=False, log_output=False)
+    return nbformat.read(out, as_version=4)
+
+
+def outputs(nb, kind=None):
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if kind is None or out.output_type == kind:
+                yield out
+
+
+def text(nb):
+    parts = []
+    for out in outputs(nb):
+        if out.output_type == "stream":
+            parts.append(out.text)
+        elif "data" in out:
+            parts.append(out.data.get("text/plain", ""))
+    return "\n".join(parts)
+
+
+def images(nb):
+    return sum(1 for out in outputs(nb) if "image/png" in out.get("data", {}))
+
+
+def widgets(nb):
+    return sum(1 for out in outputs(nb) if "application/vnd.jupyter.widget-view+json" in out.get("data", {}))
+
+
+def last_step(run_dir):
+    return torch.load(Path(run_dir) / "checkpoints" / "last.pt", weights_only=True)["step"]
+
+
+def test_notebooks_in_order_on_the_synthetic_faces(synthetic_data, work):
+    out = work / "synthetic_out"
+    course = work / "course"
+    params = dict(TINY, DATA_DIR=str(synthetic_data), RUN_DIR=str(course))
+
+    nb = execute("01_data_and_attributes", out, **params)
+    # the kernel is this interpreter (the venv's), as the environment check prints it
+    assert f"at {sys.executable}" in text(nb) and "[FAIL]" not in text(nb)
+    assert images(nb) == 5  # crop, samples, counterfactuals, frequencies, correlation
+
+    nb = execute("02_networks_and_losses", out, **params)
+    assert "'autoencoder': 14000512" in text(nb)  # the reference count
+    assert "L_dis = " in text(nb) and "L = " in text(nb)
+
+    nb = execute("03_training", out, **params)
+    assert f"stopped at step {STEPS // 2} of {STEPS}" in text(nb)
+    assert f"resumed at step {STEPS // 2} of {STEPS}" in text(nb)
+    assert last_step(course / "fader") == STEPS and last_step(course / "ablation_lambda0") == STEPS
+    assert (course / "classifier" / "classifier.pt").is_file()
+    assert json.loads((course / "ablation_lambda0" / "config.json").read_text())["train"]["lambda_e"] == 0.0
+    assert "swap->1" in text(nb) and images(nb) >= 5
+
+    before = (course / "fader" / "checkpoints" / "last.pt").read_bytes()
+    nb = execute("04_interpolation_and_sliders", out, **params)
+    assert f"trained in {course}" in text(nb)  # notebook 03's run, not a new one
+    assert widgets(nb) >= 2  # the slider apps render as widget data, without a browser
+    assert "encoded 1 time(s)" in text(nb)
+    assert (course / "sample_photo.jpg").is_file() and images(nb) >= 6
+
+    nb = execute("05_evaluation", out, **params)
+    assert f"trained in {course}" in text(nb)
+    assert (course / "fader" / "checkpoints" / "last.pt").read_bytes() == before
+    assert last_step(course / "unbalanced") == STEPS  # the other balancing choice
+    assert json.loads((course / "unbalanced" / "config.json").read_text())["train"]["balance"] is None
+    assert "remove (1 -> 0)" in text(nb) and images(nb) >= 3
+
+
+@pytest.mark.parametrize("name", ["04_interpolation_and_sliders", "05_evaluation"])
+def test_notebook_without_notebook_03(name, synthetic_data, work):
+    run_dir = work / f"fresh_{name[:2]}"
+    nb = execute(name, work / "fresh_out", **TINY, DATA_DIR=str(synthetic_data), RUN_DIR=str(run_dir))
+    assert "training one now" in text(nb)
+    assert last_step(run_dir / "fader") == STEPS
+
+
+def test_notebooks_on_a_celeba_format_folder(celeba_data, work):
+    out = work / "celeba_out"
+    course = work / "celeba_course"
+    params = dict(TINY, DATA_DIR=str(celeba_data), RUN_DIR=str(course))
+    nb = execute("01_data_and_attributes", out, **params)
+    assert "layout='kaggle'" in text(nb) and "no ground truth" in text(nb)
+    execute("02_networks_and_losses", out, **params)
+    execute("03_training", out, **params)
+    assert last_step(course / "fader") == STEPS
+    nb = execute("04_interpolation_and_sliders", out, **params)
+    assert widgets(nb) >= 2
+    nb = execute("05_evaluation", out, **params)
+    assert "trained on photographs" in text(nb)
