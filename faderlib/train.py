@@ -249,6 +249,8 @@ class Trainer:
             _atomic_write_text(cfg_path, json.dumps(self._config_record(), indent=2))
         if resume and last.exists():
             self.load_checkpoint(last)
+        elif self.dist.main:
+            _truncate_metrics(self.run_dir / "metrics.jsonl", 0)  # killed before its first checkpoint
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Restore model, optimisers, schedule position, data order and every RNG state."""

@@ -215,3 +215,18 @@ def test_a_short_run_learns_and_the_adversary_removes_the_attribute(synthetic_di
         assert last < 0.6 * first, f"lambda_E={lam}: validation MSE went from {first:.3f} to {last:.3f}"
     assert results[0.0][2] > majority + 0.25, results  # z carries the attribute ...
     assert results[0.3][2] < majority + 0.12, results  # ... unless the encoder is trained to hide it
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_clean(synthetic_dir, tmp_path):
+    def kill_at_5(trainer, row):
+        if row["step"] == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(tiny(synthetic_dir), tmp_path / "run", progress=False, callbacks=[kill_at_5]).train()
+    assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
+    again = Trainer(tiny(synthetic_dir, steps=10), tmp_path / "run", progress=False)
+    assert again.step == 0
+    again.train()
+    steps = list(read_metrics(tmp_path / "run").query("phase == 'train'").step)
+    assert steps == [5, 10]  # the killed attempt's rows are gone, not doubled
