@@ -14,6 +14,7 @@ columns (and beside the rows). Images come from the run's test split unless give
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Sequence
 
@@ -118,6 +119,17 @@ def _images(ae, run, x, y, n: int, start: int):
     return x, y
 
 
+@contextlib.contextmanager
+def _evaluating(ae: AutoEncoder):
+    """Eval mode (BatchNorm statistics, no dropout) for the block, restored after; yields the device."""
+    was_training = ae.training
+    ae.eval()
+    try:
+        yield next(ae.parameters()).device
+    finally:
+        ae.train(was_training)
+
+
 def _font(size: int):
     return ImageFont.load_default(size=size)
 
@@ -173,16 +185,11 @@ def interpolation_grid(model, x: torch.Tensor | None = None, y: torch.Tensor | N
     name = config.attribute_names[j]
     alphas = _check_alphas(config, name, alphas)
     x, y = _images(ae, run, x, y, n, start)
-    was_training = ae.training
-    ae.eval()
-    try:
-        device = next(ae.parameters()).device
+    with _evaluating(ae) as device:
         x, y = x.to(device), y.to(device)
         z = ae.encode(x)
         columns = [x, ae.decoder(z, code_for(config, y).to(device))]
         columns += [ae.decoder(z, code_for(config, y, {j: a}).to(device)) for a in alphas]
-    finally:
-        ae.train(was_training)
     k = _scale(x.shape[-1], scale)
     cells = [_cells(c, k) for c in columns]
     cell = cells[0].shape[1]
@@ -227,16 +234,11 @@ def interpolation_grid_2d(model, attribute: str, attribute2: str, alphas: Sequen
     alphas2 = _check_alphas(config, names[j2], alphas if alphas2 is None else alphas2)
     x, y = _images(ae, run, x, y, 1, index)
     x, y = x[:1], y[:1]
-    was_training = ae.training
-    ae.eval()
-    try:
-        device = next(ae.parameters()).device
+    with _evaluating(ae) as device:
         x, y = x.to(device), y.to(device)
         z = ae.encode(x)
         codes = torch.cat([code_for(config, y, {j1: a1, j2: a2}) for a2 in alphas2 for a1 in alphas]).to(device)
         grid = ae.decoder(z.expand(len(codes), -1, -1, -1), codes)
-    finally:
-        ae.train(was_training)
     k = _scale(x.shape[-1], scale)
     cells = _cells(grid, k)
     cell = cells.shape[1]

@@ -15,16 +15,11 @@ from faderlib.edit import (EditNote, check_changes, code_for, edit_image, parse_
                            to_rgb)
 from faderlib.models import AutoEncoder
 from faderlib.runs import Run, load_run
-from faderlib.train import TrainConfig, Trainer
 
 
 @pytest.fixture(scope="module")
-def run_dir(synthetic_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("edit") / "run"
-    config = TrainConfig(data_dir=str(synthetic_dir), attributes=("Smiling", "Eyeglasses", "Male"), image_size=32,
-                         steps=3, batch_size=8, eval_every=3, eval_images=8, device="cpu")
-    Trainer(config, out, progress=False).train()
-    return out
+def run_dir(tiny_run_dir):
+    return tiny_run_dir
 
 
 def _gradient(w: int, h: int) -> np.ndarray:

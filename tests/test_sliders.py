@@ -16,17 +16,11 @@ from faderlib.edit import code_for
 from faderlib.models import AutoEncoder
 from faderlib.runs import Run, load_run
 from faderlib.sliders import FastDecoder, SliderApp, encode_image, torch_threads
-from faderlib.train import TrainConfig, Trainer
 
 
 @pytest.fixture(scope="module")
-def run_dir(synthetic_dir, tmp_path_factory):
-    """A barely trained 32 px run on three attributes (a slider move still changes the picture)."""
-    out = tmp_path_factory.mktemp("sliders") / "run"
-    config = TrainConfig(data_dir=str(synthetic_dir), attributes=("Smiling", "Eyeglasses", "Male"), image_size=32,
-                         steps=3, batch_size=8, eval_every=3, eval_images=8, device="cpu")
-    Trainer(config, out, progress=False).train()
-    return out
+def run_dir(tiny_run_dir):
+    return tiny_run_dir
 
 
 @pytest.fixture
