@@ -223,6 +223,30 @@ class Trainer:
                 "model": self.model_config.to_dict(), "data_root": self.data_root}
 
     def _prepare_run_dir(self, resume: bool) -> None:
+        # Rank 0 alone inspects and writes the folder, then tells the others what it decided:
+        # a rank checking while rank 0 is half-way through creating it would see a foreign folder.
+        error = None
+        if self.dist.main:
+            try:
+                self._claim_run_dir(resume)
+            except TrainingError as exc:
+                error = str(exc)
+        if self.dist.world > 1:
+            import torch.distributed as dist
+
+            message = [error]
+            dist.broadcast_object_list(message, src=0)
+            error = message[0]
+        if error is not None:
+            raise TrainingError(error)
+        last = self.checkpoint_dir / "last.pt"
+        if resume and last.exists():
+            self.load_checkpoint(last)
+        elif self.dist.main:
+            _truncate_metrics(self.run_dir / "metrics.jsonl", 0)  # killed before its first checkpoint
+
+    def _claim_run_dir(self, resume: bool) -> None:
+        """Refuse a folder holding something else; otherwise create it and write config.json."""
         cfg_path = self.run_dir / "config.json"
         last = self.checkpoint_dir / "last.pt"
         if cfg_path.exists():
@@ -243,14 +267,9 @@ class Trainer:
                 f"{self.run_dir} is not empty and holds no faderlib run (no config.json); "
                 "choose a new or empty --out folder, nothing was changed"
             )
-        if self.dist.main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "samples").mkdir(exist_ok=True)
-            _atomic_write_text(cfg_path, json.dumps(self._config_record(), indent=2))
-        if resume and last.exists():
-            self.load_checkpoint(last)
-        elif self.dist.main:
-            _truncate_metrics(self.run_dir / "metrics.jsonl", 0)  # killed before its first checkpoint
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "samples").mkdir(exist_ok=True)
+        _atomic_write_text(cfg_path, json.dumps(self._config_record(), indent=2))
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Restore model, optimisers, schedule position, data order and every RNG state."""
