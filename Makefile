@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lab bench clean
+.PHONY: install demo test lab app bench clean
 
 install: $(STAMP)
 
@@ -24,6 +24,9 @@ test: $(STAMP)          ## the whole test suite (notebooks included)
 
 lab: $(STAMP)           ## JupyterLab on the notebooks
 	$(BIN)/jupyter lab notebooks
+
+app: $(STAMP)           ## the slider app alone, served by Voila (after make demo or notebook 03)
+	$(BIN)/voila notebooks/apps/slider_app.ipynb
 
 bench: $(STAMP)         ## benchmarks: prints a table and writes benchmarks/results.md
 	$(BIN)/python benchmarks/run.py

@@ -49,7 +49,7 @@ __all__ = [
     "decoder_inputs", "gradient_table", "plot_lambda_schedule", "memory_estimate", "speed_report",
     "default_steps", "model_config", "train_config", "CourseRuns", "course_runs", "find_run", "ensure_run",
     "ensure_classifier", "train_variant", "compare_results", "swap_table", "side_by_side",
-    "counterfactual_figure", "swap_failures", "sample_photo", "holds_run",
+    "counterfactual_figure", "swap_failures", "sample_photo", "holds_run", "slider_app",
 ]
 
 #: Faces in the course's synthetic data set (the same set as ``fader demo``'s, about a minute to draw).
@@ -576,6 +576,20 @@ def find_run(run_dir: str | os.PathLike, demo_dir: str | os.PathLike | None = No
             return CourseRuns(demo.fader, pick(demo.classifier, mine.classifier), pick(demo.ablation, mine.ablation),
                               mine.unbalanced, f"the demo's run in {demo_dir}")
     return None
+
+
+def slider_app(run_dir: str | os.PathLike, demo_dir: str | os.PathLike | None = None):
+    """The live slider app (:class:`faderlib.sliders.SliderApp`) on the run :func:`find_run`
+    finds; ``notebooks/apps/slider_app.ipynb``, served by ``make app`` in Voila, is this one call.
+    Trains nothing: without a run it says how to make one."""
+    from .sliders import SliderApp
+
+    found = find_run(run_dir, demo_dir)
+    if found is None:
+        where = f"{Path(run_dir).resolve()}" + (f" or {Path(demo_dir).resolve()}" if demo_dir else "")
+        raise FileNotFoundError(f"no trained Fader network in {where}. Make one first: `make demo` (about "
+                                "10 minutes on a laptop CPU), or notebook 03_training.")
+    return SliderApp.from_run_dir(found.fader)
 
 
 def ensure_run(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None,

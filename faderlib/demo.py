@@ -1,8 +1,8 @@
 """``fader demo`` (what ``make demo`` runs): the whole course in one command, on a CPU.
 
 Synthetic faces -> cache -> attribute classifier -> a Fader network on Smiling,
-Eyeglasses and Male -> evaluation -> the same network trained with lambda_E = 0 (the
-ablation) -> figures and ``metrics.json`` in ``runs/demo/``.
+Eyeglasses and Male, and beside it the same network trained with lambda_E = 0 (the
+ablation) -> evaluation -> figures and ``metrics.json`` in ``runs/demo/``.
 
 The paper's schedule is sized for 500,000 iterations on a GPU. The settings below
 (:data:`DEMO`) reach the same qualitative result in 4,000 iterations at 64 px: the
@@ -10,9 +10,11 @@ paper's preset (16 filters first, a 2x2 latent, so that z has little room and y 
 carry the attributes), a learning rate of 5e-4 instead of 2e-4, an adversarial weight
 lambda_E of 0.02 instead of 1e-4, reached after a ramp of 1,000 steps instead of 500,000,
 and the rare attribute (Eyeglasses, 6.5 %) drawn class-balanced. Measured alternatives
-(same 3,000-4,000 steps, see the README): the reference code's preset (4x4 latent) and an
-8x8 latent gave weaker swaps, the latter far weaker (the decoder learns to read the
-attributes from z instead of y). Rerunning the demo reuses
+(see the README): the reference code's preset (4x4 latent) and an 8x8 latent gave weaker
+swaps, the latter far weaker (the decoder learns to read the attributes from z instead of
+y); 3,000 iterations left the hardest swap (a smile added or removed) at 0.89-0.95 from run
+to run, against 0.94-0.95 at 4,000; lr 1e-3 did no better (0.92). The two trainings run
+side by side, one process each (:func:`train_side_by_side`). Rerunning the demo reuses
 everything already computed (the runs resume, the classifier and caches are kept).
 """
 
@@ -61,7 +63,7 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, data_dir: str |
     from .plots import plot_training
     from .runs import load_run
     from .synth import ensure_synthetic
-    from .train import TrainConfig, Trainer, read_metrics
+    from .train import TrainConfig, read_metrics
     from .interpolate import interpolation_grid
 
     s = QUICK if quick else DEMO
@@ -86,18 +88,15 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, data_dir: str |
                                   steps=s["classifier_steps"], model=dict(s["classifier_model"]))
     stage("classifier", lambda: train_classifier(clf_config, out / "classifier", progress=progress))
 
-    def train(name: str, lambda_max: float) -> Path:
-        config = TrainConfig(data_dir=data_dir, attributes=s["attributes"], image_size=s["image_size"],
-                             preset=s["preset"], model=dict(s["model"]), steps=s["steps"],
-                             batch_size=s["batch_size"], lr=s["lr"],
-                             lambda_e=lambda_max, lambda_ramp=s["lambda_ramp"], balance=s["balance"],
-                             checkpoint_every=max(s["steps"] // 4, 1), eval_every=max(s["steps"] // 6, 1))
-        trainer = Trainer(config, out / name, progress=progress)
-        trainer.train()
-        return trainer.run_dir
+    def config(lambda_max: float) -> TrainConfig:
+        return TrainConfig(data_dir=data_dir, attributes=s["attributes"], image_size=s["image_size"],
+                           preset=s["preset"], model=dict(s["model"]), steps=s["steps"],
+                           batch_size=s["batch_size"], lr=s["lr"],
+                           lambda_e=lambda_max, lambda_ramp=s["lambda_ramp"], balance=s["balance"],
+                           checkpoint_every=max(s["steps"] // 4, 1), eval_every=max(s["steps"] // 6, 1))
 
-    run_dir = stage("fader network", lambda: train("fader", s["lambda_e"]))
-    ablation_dir = stage("ablation lambda_E=0", lambda: train("ablation_lambda0", 0.0))
+    jobs = {"fader": config(s["lambda_e"]), "ablation_lambda0": config(0.0)}
+    run_dir, ablation_dir = stage("trainings (side by side)", lambda: train_side_by_side(jobs, out, progress))
 
     def evaluate_both():
         kw = dict(max_images=s["eval_images"], counterfactual_images=s["counterfactual_images"],
@@ -133,24 +132,74 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, data_dir: str |
     return summary
 
 
+def train_side_by_side(jobs: dict, out: Path, progress: bool = True) -> list[Path]:
+    """Train each ``name -> TrainConfig`` of ``jobs`` into ``out/name``, all at once, one process each.
+
+    Why: on a small CPU two trainings side by side, each on half of the cores, finish sooner
+    than one after the other on all of them. The networks at 64 px are small, so that many of
+    their operations are too short to keep two threads busy: on 2 cores one training runs
+    about 8 iterations/s with 2 threads, and two side by side about 6.5 each (13 together).
+    """
+    import multiprocessing
+
+    import torch
+
+    from .cache import prepared
+
+    for data_dir, size in {(c.data_dir, c.image_size) for c in jobs.values()}:
+        prepared(data_dir, size, progress=progress)  # here: a job, a daemon process, may not start workers
+    threads = max(1, torch.get_num_threads() // len(jobs))
+    pool = multiprocessing.get_context("spawn").Pool(len(jobs))
+    try:
+        pending = [pool.apply_async(_train_job, (config, str(out / name), progress, line, name, threads))
+                   for line, (name, config) in enumerate(jobs.items())]
+        while not all(p.ready() for p in pending):
+            for p in pending:
+                if p.ready() and not p.successful():
+                    p.get()  # raises that job's error here, at once
+            time.sleep(0.2)
+        done = [Path(p.get()) for p in pending]
+        pool.close()
+        return done
+    finally:
+        pool.terminate()  # a failed or interrupted job stops the others too
+        pool.join()
+
+
+def _train_job(config, run_dir: str, progress: bool, line: int, label: str, threads: int) -> str:
+    """One training of :func:`train_side_by_side`, in its own process."""
+    import torch
+
+    from .train import Trainer
+
+    torch.set_num_threads(threads)
+    trainer = Trainer(config, run_dir, progress=progress, progress_label=label, progress_line=line)
+    trainer.train()
+    return str(trainer.run_dir)
+
+
 def checks(result: dict, ablation: dict, timings: dict, quick: bool) -> dict:
     """The demo's targets, each with the measured value and whether it was met.
 
-    The discriminator check is one-sided on purpose: a discriminator that learned nothing
-    from z scores the majority rate at best, but can score far below it (with balanced
-    sampling it guesses the rare class half the time); its balanced accuracy, 0.5 when
-    blind, must also stay within the same 5 points.
+    The discriminator target, "within 5 points of the majority rate", is read on the
+    distribution the discriminator was trained on. Its batches are class-balanced for the
+    attribute of ``balance`` (Eyeglasses), so its blind answer there is a coin flip, whose
+    plain accuracy on the imbalanced test split is about 0.5, far *below* the majority rate.
+    The check takes, per attribute, the larger of: how far the plain accuracy rises above the
+    majority rate (reading z would lift it), and how far the balanced accuracy (0.5 for any
+    blind answer, whatever the class frequencies) strays from 0.5 either way (a discriminator
+    reading z backwards, as the adversarial game makes it do at times, falls below 0.5).
     """
     swaps = [v for d in result["swap_accuracy"].values() for v in d.values() if v is not None]
     ablation_swaps = [v for d in ablation["swap_accuracy"].values() for v in d.values() if v is not None]
     margin = TARGETS["discriminator_within_majority"]
     dis = result["latent_discriminator"].values()
-    above = max(max(d["accuracy"] - d["majority_rate"], d["balanced_accuracy"] - 0.5) for d in dis)
+    off = max(max(d["accuracy"] - d["majority_rate"], abs(d["balanced_accuracy"] - 0.5)) for d in dis)
     lower_by = sum(swaps) / len(swaps) - sum(ablation_swaps) / len(ablation_swaps)
     return {
         "min_swap_accuracy": {"value": min(swaps), "target": f">= {TARGETS['swap_accuracy_min']}",
                               "met": min(swaps) >= TARGETS["swap_accuracy_min"]},
-        "discriminator_above_blind": {"value": above, "target": f"<= {margin}", "met": above <= margin},
+        "discriminator_off_blind": {"value": off, "target": f"<= {margin}", "met": off <= margin},
         "ablation_mean_swap_lower_by": {"value": lower_by, "target": "> 0.10", "met": lower_by > 0.10},
         "minutes": {"value": timings["total"] / 60, "target": f"<= {TARGETS['minutes_max']}",
                     "met": timings["total"] / 60 <= TARGETS["minutes_max"]},

@@ -14,7 +14,7 @@ def test_quick_demo_writes_every_output_and_resumes(tmp_path, capsys):
                 "counterfactual_psnr", "ablation_lambda0", "timings_s", "checks"):
         assert key in metrics, key
     assert metrics["ablation_lambda0"]["swap_accuracy"].keys() == metrics["swap_accuracy"].keys()
-    assert set(metrics["checks"]) == {"min_swap_accuracy", "discriminator_above_blind",
+    assert set(metrics["checks"]) == {"min_swap_accuracy", "discriminator_off_blind",
                                       "ablation_mean_swap_lower_by", "minutes"}
     printed = capsys.readouterr().out
     assert "Eyeglasses" in printed and "target" in printed
@@ -23,5 +23,28 @@ def test_quick_demo_writes_every_output_and_resumes(tmp_path, capsys):
     before = (out / "fader" / "checkpoints" / "last.pt").read_bytes()
     again = run_demo(out, quick=True, progress=False)
     assert (out / "fader" / "checkpoints" / "last.pt").read_bytes() == before
-    assert again["timings_s"]["fader network"] < summary["timings_s"]["fader network"] + 5
+    assert again["timings_s"]["trainings (side by side)"] < summary["timings_s"]["trainings (side by side)"] + 5
     assert summary_table(again).count("\n") > 5
+
+
+def test_side_by_side_training_reports_a_failed_job_and_stops_the_other(synthetic_dir, tmp_path):
+    import pytest
+
+    from faderlib.demo import train_side_by_side
+    from faderlib.train import TrainConfig
+
+    def config(data_dir, steps):
+        return TrainConfig(data_dir=str(data_dir), attributes=("Smiling",), image_size=32, steps=steps, batch_size=4,
+                           checkpoint_every=10, eval_every=10**6, device="cpu")
+
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("mine")  # a folder the user made: training must refuse it
+    jobs = {"long": config(synthetic_dir, 100_000), "taken": config(synthetic_dir, 5)}
+    with pytest.raises(Exception, match="not empty"):
+        train_side_by_side(jobs, tmp_path, progress=False)
+    assert (tmp_path / "taken" / "notes.txt").read_text() == "mine"
+    last = tmp_path / "long" / "checkpoints" / "last.pt"
+    if last.exists():  # stopped with the failed job, long before its 100,000 steps
+        import torch
+
+        assert torch.load(last, weights_only=True)["step"] < 100_000

@@ -203,3 +203,31 @@ def test_notebooks_on_a_celeba_format_folder(celeba_data, work):
     assert widgets(nb) >= 2
     nb = execute("05_evaluation", out, **params)
     assert "trained on photographs" in text(nb)
+
+
+# ------------------------------------------------------------------------------------- the app
+APP = NOTEBOOKS / "apps" / "slider_app.ipynb"
+
+
+def test_slider_app_notebook_is_clean_and_one_call(tmp_path, tiny_run_dir):
+    """`make app` serves notebooks/apps/slider_app.ipynb in Voila (a browser test opens it there);
+    here: committed clean, plain-literal parameters, and it runs with papermill to a slider app."""
+    import papermill
+
+    nb = nbformat.read(APP, as_version=4)
+    (cell,) = parameters_cell(nb)
+    for node in ast.parse(cell.source).body:
+        ast.literal_eval(node.value)
+    assert all(c.outputs == [] for c in nb.cells if c.cell_type == "code")
+    out = tmp_path / "app.ipynb"
+    papermill.execute_notebook(str(APP), str(out), parameters={"RUN_DIR": str(tiny_run_dir), "DEMO_DIR": None},
+                               cwd=str(APP.parent), kernel_name="python3", progress_bar=False)
+    executed = nbformat.read(out, as_version=4)
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs(executed))
+
+
+def test_slider_app_without_a_run_says_how_to_make_one(tmp_path):
+    from faderlib.course import slider_app
+
+    with pytest.raises(FileNotFoundError, match="make demo"):
+        slider_app(tmp_path / "none", tmp_path / "neither")

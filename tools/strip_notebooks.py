@@ -1,6 +1,6 @@
 """Clear the outputs of the course notebooks before committing them.
 
-    python tools/strip_notebooks.py            # strip notebooks/*.ipynb in place
+    python tools/strip_notebooks.py            # strip every notebook under notebooks/ in place
     python tools/strip_notebooks.py --check    # exit 1 (and name them) if any has outputs
     python tools/strip_notebooks.py a.ipynb    # only these files
 
@@ -35,10 +35,10 @@ def strip(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="*", type=Path, help="notebooks (default: notebooks/*.ipynb)")
+    parser.add_argument("paths", nargs="*", type=Path, help="notebooks (default: every .ipynb under notebooks/)")
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a notebook is not clean")
     args = parser.parse_args(argv)
-    paths = args.paths or sorted(NOTEBOOKS.glob("*.ipynb"))
+    paths = args.paths or sorted(p for p in NOTEBOOKS.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
     dirty = []
     for path in paths:
         original = path.read_text(encoding="utf-8")
