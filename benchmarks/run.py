@@ -14,6 +14,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def main(names: list[str]) -> int:
+    sys.path.insert(0, str(HERE))
     rows = []
     for path in sorted(HERE.glob("bench_*.py")):
         if names and path.stem.removeprefix("bench_") not in names:
@@ -21,6 +22,7 @@ def main(names: list[str]) -> int:
         print(f"running {path.name} ...", flush=True)
         spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module  # importable by name: worker processes unpickle its functions
         spec.loader.exec_module(module)
         t = time.perf_counter()
         rows += module.run()
