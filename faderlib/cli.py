@@ -76,11 +76,7 @@ def cmd_train(args) -> int:
     trainer.train()
     if trainer.dist.main:
         print(f"done: {trainer.step} steps; checkpoints in {trainer.checkpoint_dir}")
-    if trainer.dist.world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-        dist.destroy_process_group()
+    trainer.close()
     return 0
 
 

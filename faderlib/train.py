@@ -229,6 +229,21 @@ class Trainer:
         self.best_valid = math.inf
         self._prepare_run_dir(resume)
 
+    def close(self) -> None:
+        """End a run of several processes cleanly: wait for every rank, release the DDP
+        wrappers, then the process group. (Left to the interpreter's exit, gloo's threads were
+        seen to abort a rank now and then, after all the work was done.) Nothing to do alone."""
+        import gc
+
+        import torch.distributed as dist
+
+        if self.dist.world <= 1 or not dist.is_initialized():
+            return
+        dist.barrier()
+        self.ae_ddp, self.dis_ddp = self.ae, self.dis
+        gc.collect()
+        dist.destroy_process_group()
+
     # ------------------------------------------------------------------ run directory
     @property
     def checkpoint_dir(self) -> Path:

@@ -27,5 +27,4 @@ if dist.get_rank() == 0:
     json.dump({"world": dist.get_world_size(), "step": trainer.step,
                "max_diff": max(float((g - gathered[0]).abs().max()) for g in gathered),
                "batches_differ": any(not torch.equal(b, batches[0]) for b in batches[1:])}, open(report, "w"))
-dist.barrier()
-dist.destroy_process_group()
+trainer.close()
