@@ -212,8 +212,9 @@ def domain_notes(run, original_size: tuple[int, int], crop: str) -> list[str]:
                      "square: results are best on faces aligned like the training data (face centred, eyes level, "
                      "as in img_align_celeba)")
     if _trained_on_synthetic(run):
-        notes.append("this model was trained on the synthetic cartoon faces: real photos are out of its "
-                     "domain (expect a cartoon-like face rather than an edit of the photo)")
+        notes.append("this model was trained on the synthetic cartoon faces: it edits faces drawn like them; "
+                     "if this is a real photo, it is out of the model's domain (expect a cartoon-like face "
+                     "rather than an edit of the photo)")
     return notes
 
 

@@ -119,7 +119,7 @@ def test_notes_say_what_to_expect(run_dir, photos):
         edit_image(run_dir, photos["grey"], {})
     text = " ".join(str(w.message) for w in record)
     assert "aligned like the training data" in text and "300x200" in text
-    assert "synthetic cartoon faces" in text and "out of its" in text
+    assert "synthetic cartoon faces" in text and "out of the model's domain" in text
     with pytest.warns(EditNote) as record:
         edit_image(run_dir, photos["celeba"], {})
     assert not any("aligned like" in str(w.message) for w in record)
