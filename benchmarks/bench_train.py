@@ -57,7 +57,7 @@ def run() -> list[dict]:
         for size, n in ITERATIONS.items():
             speed = {cl: images_per_second(data, tmp, size, cl, True, n) for cl in (False, True)}
             plainest = images_per_second(data, tmp, size, False, False, n)
-            default = use_channels_last("auto", torch.device("cpu"), size)
+            default = use_channels_last("auto", torch.device("cpu"))
             for cl in (False, True):
                 rows.append({"benchmark": "train", "unit": "images/s", "value": round(speed[cl], 1),
                              "setting": f"{size} px, {'channels-last' if cl else 'NCHW'}, fused Adam"

@@ -14,7 +14,6 @@ columns (and beside the rows). Images come from the run's test split unless give
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import Sequence
 
@@ -25,6 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .data import to_uint8
 from .edit import check_changes, code_for
 from .models import AutoEncoder
+from .visual import evaluating
 
 #: The default sweep: below 0, the two training values, between, and beyond 1.
 DEFAULT_ALPHAS = (-1.0, 0.0, 0.5, 1.0, 2.0)
@@ -119,17 +119,6 @@ def _images(ae, run, x, y, n: int, start: int):
     return x, y
 
 
-@contextlib.contextmanager
-def _evaluating(ae: AutoEncoder):
-    """Eval mode (BatchNorm statistics, no dropout) for the block, restored after; yields the device."""
-    was_training = ae.training
-    ae.eval()
-    try:
-        yield next(ae.parameters()).device
-    finally:
-        ae.train(was_training)
-
-
 def _font(size: int):
     return ImageFont.load_default(size=size)
 
@@ -185,7 +174,7 @@ def interpolation_grid(model, x: torch.Tensor | None = None, y: torch.Tensor | N
     name = config.attribute_names[j]
     alphas = _check_alphas(config, name, alphas)
     x, y = _images(ae, run, x, y, n, start)
-    with _evaluating(ae) as device:
+    with evaluating(ae) as device:
         x, y = x.to(device), y.to(device)
         z = ae.encode(x)
         columns = [x, ae.decoder(z, code_for(config, y).to(device))]
@@ -234,7 +223,7 @@ def interpolation_grid_2d(model, attribute: str, attribute2: str, alphas: Sequen
     alphas2 = _check_alphas(config, names[j2], alphas if alphas2 is None else alphas2)
     x, y = _images(ae, run, x, y, 1, index)
     x, y = x[:1], y[:1]
-    with _evaluating(ae) as device:
+    with evaluating(ae) as device:
         x, y = x.to(device), y.to(device)
         z = ae.encode(x)
         codes = torch.cat([code_for(config, y, {j1: a1, j2: a2}) for a2 in alphas2 for a1 in alphas]).to(device)

@@ -113,7 +113,7 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def use_channels_last(setting: str | bool, device: torch.device, image_size: int) -> bool:
+def use_channels_last(setting: str | bool, device: torch.device) -> bool:
     """Channels-last memory layout. ``"auto"``: on for CUDA and CPU, off elsewhere (MPS).
 
     On CPU the faster layout was measured, not assumed (``make bench``, 2 cores, torch 2.14,
@@ -121,7 +121,6 @@ def use_channels_last(setting: str | bool, device: torch.device, image_size: int
     64 / 128 / 256 px against 315 / 75 / 13.7 for NCHW, and an earlier run agreed at every
     size. (A 3x slowdown at 128 px had been reported on an older set-up; if ``make bench``
     shows it on your machine, pass ``channels_last=False`` / ``--channels-last off``.)
-    ``image_size`` is kept so that a per-size rule can come back without changing callers.
     """
     if isinstance(setting, bool):
         return setting
@@ -185,7 +184,7 @@ class Trainer:
         if config.bf16 and self.device.type != "cuda":
             warnings.warn(f"bf16 autocast is for CUDA GPUs; training in float32 on {self.device}")
         self.bf16 = config.bf16 and self.device.type == "cuda"
-        self.channels_last = use_channels_last(config.channels_last, self.device, config.image_size)
+        self.channels_last = use_channels_last(config.channels_last, self.device)
 
         # data: one memory-mapped cache, read batch by batch
         if self.dist.world > 1 and not self.dist.main:

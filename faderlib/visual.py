@@ -5,6 +5,8 @@ Interpolation grids (attributes swept beyond [0, 1]) are in :mod:`faderlib.inter
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 from PIL import Image
@@ -30,17 +32,26 @@ def tile(rows: list[list[torch.Tensor]], pad: int = 2, fill: int = 255) -> Image
     return Image.fromarray(canvas)
 
 
+@contextlib.contextmanager
+def evaluating(ae: AutoEncoder):
+    """Eval mode (BatchNorm statistics, no dropout) for the block, restored after; yields the device."""
+    was_training = ae.training
+    ae.eval()
+    try:
+        yield next(ae.parameters()).device
+    finally:
+        ae.train(was_training)
+
+
 @torch.no_grad()
 def edit_grid(ae: AutoEncoder, x: torch.Tensor, y: torch.Tensor) -> Image.Image:
     """One row per image: original, reconstruction, then the image with each attribute
     flipped in turn (binary: 1 - y; categorical: the next value)."""
-    was_training = ae.training
-    ae.eval()
-    z = ae.encode(x)
-    columns = [x, ae.decode(z, y)]
-    for j, attr in enumerate(ae.config.attributes):
-        y2 = y.clone()
-        y2[:, j] = (y2[:, j] + 1) % attr.n_values
-        columns.append(ae.decode(z, y2))
-    ae.train(was_training)
+    with evaluating(ae):
+        z = ae.encode(x)
+        columns = [x, ae.decode(z, y)]
+        for j, attr in enumerate(ae.config.attributes):
+            y2 = y.clone()
+            y2[:, j] = (y2[:, j] + 1) % attr.n_values
+            columns.append(ae.decode(z, y2))
     return tile([[c[i] for c in columns] for i in range(x.shape[0])])
