@@ -85,7 +85,8 @@ def bench_loader(root: Path, cache: Path, size: int = 64) -> list[dict]:
     import torch
     from torch.utils.data import DataLoader, Dataset
 
-    from faderlib.cache import decode_image, load_prepared, prepare
+    from faderlib.cache import load_prepared, prepare
+    from faderlib.images import decode_image
     from faderlib.celeba import read_celeba
     from faderlib.data import FaderDataset, make_loader
 

@@ -30,10 +30,12 @@ import numpy as np
 import torch
 
 from faderlib.config import ModelConfig
-from faderlib.edit import code_for
-from faderlib.models import AutoEncoder
+from faderlib.devices import torch_threads
+from faderlib.fastdecoder import FastDecoder
+from faderlib.images import to_uint8
+from faderlib.models import AutoEncoder, code_for
 from faderlib.runs import Run
-from faderlib.sliders import FastDecoder, SliderApp, encode_image, to_pixels, torch_threads
+from faderlib.sliders import SliderApp, encode_image
 
 ATTRIBUTES = ["Smiling", "Eyeglasses", "Male"]
 MOVES = {64: 200, 128: 200, 256: 60}
@@ -100,7 +102,7 @@ def naive_latency(run: Run, n: int) -> list[float]:
             with torch.no_grad():
                 x_hat = ae.decode(ae.encode(x), torch.tensor([[alpha, 0.0, 1.0]]))
             fig, ax = plt.subplots(figsize=(3, 3))
-            ax.imshow(to_pixels(x_hat))
+            ax.imshow(to_uint8(x_hat[0]))
             ax.axis("off")
             buf = io.BytesIO()
             fig.savefig(buf, format="png")
@@ -130,7 +132,7 @@ def decode_latency(run: Run, fast: bool, threads: int, n: int, fmt: str | None =
                 with torch.no_grad():
                     x_hat = ae.decoder(z, code)
             if fmt:
-                encode_image(to_pixels(x_hat), fmt)
+                encode_image(to_uint8(x_hat[0]), fmt)
             if k >= 3:
                 times.append(time.perf_counter() - t)
     return times

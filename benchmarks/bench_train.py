@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from faderlib.synth import ensure_synthetic
-from faderlib.train import TrainConfig, Trainer, use_channels_last
+from faderlib.devices import use_channels_last
+from faderlib.train import TrainConfig, Trainer
 
 ATTRIBUTES = ("Smiling", "Eyeglasses", "Male")
 BATCH = 32

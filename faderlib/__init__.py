@@ -1,4 +1,22 @@
-"""faderlib: Fader Networks (Lample et al., NIPS 2017) as a tested teaching kit."""
+"""faderlib: Fader Networks (Lample et al., NIPS 2017) as a tested teaching kit.
+
+Read it in this order (one line per module; docs/paper_notes.md holds the facts it cites):
+
+1. ``config``      the networks' settings: presets, attributes y, one dataclass
+2. ``models``      the attribute code [1 - y, y]; encoder E, decoder D(z, y), latent discriminator P
+3. ``losses``      the three losses and the lambda_E schedule
+4. ``train``       the learning algorithm: TrainConfig and its recipes, the Trainer's two steps
+5. ``data``        batches (x, y) from the memory-mapped cache, class balancing
+6. ``evaluate``    reconstruction, the discriminator, swap accuracy, counterfactual truth
+7. ``sliders``     the live slider app (its fast decoder is an optimisation, in ``fastdecoder``)
+
+Around them: ``celeba`` (reading CelebA's tables), ``images`` (preprocessing; pixels <-> x),
+``cache`` (the memory map), ``synth`` (the synthetic faces), ``classifier`` (the judge of swaps),
+``runs`` (run folders), ``checkpoint``, ``files``, ``devices``, ``progress``, ``errors``;
+pictures in ``visual`` (grids), ``plots`` (figures), ``interpolate`` (sweeps beyond [0, 1]),
+``edit`` (any photo); tables in ``summary`` and ``analysis``; ``demo``, ``course`` (the
+notebooks' start-up glue) and ``cli`` (the ``fader`` command) on top.
+"""
 
 import os as _os
 

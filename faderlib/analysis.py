@@ -1,29 +1,41 @@
-"""Look at CelebA's attributes before training: how frequent, how correlated.
+"""Look at the data before training: how frequent and how correlated the attributes are,
+what the faces look like with and without each one, and what the preprocessing does.
 
 A Fader Network learns to remove an attribute y from the latent code z = E(x). How
 well that works depends on the data: a rare attribute (Eyeglasses, 6.5 %) gives few
 examples of one class, and a correlated pair (Male and No_Beard) means that
 removing one removes part of the other. These functions return pandas objects and
 matplotlib figures (built with ``matplotlib.figure.Figure``, so they work headless);
-they never print.
+they never print (but for :func:`toggle_figure`, which says why it has nothing to show
+for photographs).
 
-Every function takes a :class:`~faderlib.celeba.CelebA` or a
+Every function about attributes takes a :class:`~faderlib.celeba.CelebA` or a
 :class:`~faderlib.cache.Prepared` (anything with ``attributes`` and ``split``).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import PercentFormatter
+from PIL import Image
 
-from faderlib.celeba import check_attributes
-from faderlib.celeba_facts import SPLIT_NAMES
+from .celeba_facts import CROP_BOTTOM, CROP_TOP, SPLIT_NAMES
+from .config import check_attributes
+from .data import balanced_weights, minority_shares
+from .images import crop_and_resize
+from .synth import ATTRIBUTES as SYNTH_ATTRIBUTES
+from .synth import counterfactual, is_synthetic, load_ground_truth
+from .visual import tile
 
-__all__ = ["positive_rates", "correlation", "cooccurrence", "plot_frequencies", "plot_correlation"]
+__all__ = ["positive_rates", "correlation", "cooccurrence", "plot_frequencies", "plot_correlation",
+           "imbalance_table", "rarest_attribute", "sampling_table", "sample_grid", "crop_figure", "toggle_figure"]
 
 
 def _table(data, attributes: Sequence[str] | None = None) -> tuple[pd.DataFrame, np.ndarray]:
@@ -119,4 +131,139 @@ def plot_correlation(data, attributes: Sequence[str] | None = None) -> Figure:
     ax.set_yticks(ticks, labels=list(corr.index), fontsize=7 if n > 15 else 9)
     ax.set_title("Correlation between attributes (phi)")
     fig.colorbar(image, ax=ax, shrink=0.8, label="Pearson correlation")
+    return fig
+
+
+# ----------------------------------------------------------------------------- imbalance
+def imbalance_table(data, attributes: Sequence[str] | None = None, split: str = "train") -> pd.DataFrame:
+    """Why a rare attribute is hard, one row per attribute (rarest first): its share of
+    positives, the accuracy of a classifier that always answers "no" (1 - share), and the
+    *balanced* accuracy of any constant answer (0.5), which is why evaluations report it."""
+    rates = positive_rates(data, attributes)[split]
+    table = pd.DataFrame({
+        "positives": rates,
+        'accuracy of always "no"': 1 - rates,
+        "majority accuracy": np.maximum(rates, 1 - rates),
+        "balanced accuracy of a constant": 0.5,
+    }).sort_values("positives")
+    table.index.name = "attribute"
+    return table
+
+
+def rarest_attribute(data, attributes: Sequence[str], split: str = "train") -> str:
+    """The attribute of ``attributes`` whose less frequent class is the rarest in ``split``
+    (:func:`faderlib.data.minority_shares`)."""
+    return str(minority_shares(data, list(attributes), split).idxmin())
+
+
+def sampling_table(dataset, attribute: str, batches: int = 1000, batch_size: int = 32,
+                   seed: int = 0) -> pd.DataFrame:
+    """Uniform against class-balanced sampling (:func:`faderlib.data.balanced_weights`) of a
+    training split: the share of positives drawn, positives per batch, and how many times each
+    positive image is drawn per epoch (one epoch: as many draws as the split has images). Under
+    uniform sampling that is 1; balancing raises it, which is its price: rare images repeat.
+
+    Only indices are drawn (no image is read), as ``dataset.sample`` would draw them.
+    """
+    labels = torch.from_numpy(dataset.prepared.attributes[attribute].to_numpy(np.int64)[dataset.rows] > 0)
+    n_pos = int(labels.sum())
+    g = torch.Generator().manual_seed(seed)
+    draws = batches * batch_size
+    epochs = draws / len(dataset)
+    rows = {}
+    for name, idx in (("uniform", torch.randint(len(dataset), (draws,), generator=g)),
+                      (f"balanced on {attribute}",
+                       torch.multinomial(balanced_weights(dataset, attribute), draws, replacement=True, generator=g))):
+        pos = labels[idx]
+        rows[name] = {
+            f"share of {attribute}": float(pos.float().mean()),
+            f"positives per batch of {batch_size}": float(pos.float().mean()) * batch_size,
+            "draws of each positive image per epoch": float(pos.sum()) / max(n_pos, 1) / epochs,
+        }
+    table = pd.DataFrame(rows).T.round(3)
+    table.index.name = f"{len(dataset)} images, {n_pos} positive"
+    return table
+
+
+# ----------------------------------------------------------------------------- faces
+def sample_grid(data, attributes: Sequence[str], n: int = 6, split: str = "train", seed: int = 0) -> Figure:
+    """Faces with and without each attribute: one row per attribute, ``n`` faces with it on
+    the left, ``n`` without it on the right.
+
+    data: a :class:`~faderlib.cache.Prepared` cache (``faderlib.cache.prepared(DATA_DIR, 64)``).
+    A class with fewer than ``n`` faces in the split shows the ones it has.
+    """
+    attributes = check_attributes(list(attributes), data.attributes.columns)
+    rng = np.random.default_rng(seed)
+    rows = data.indices(split)
+    fig = Figure(figsize=(1.05 * 2 * n + 1.4, 1.25 * len(attributes) + 0.5), layout="constrained")
+    axes = fig.subplots(len(attributes), 2, squeeze=False)
+    for i, name in enumerate(attributes):
+        values = data.attributes[name].to_numpy()[rows]
+        for j, (label, mask) in enumerate(((f"with {name}", values > 0), (f"without {name}", values == 0))):
+            ax = axes[i, j]
+            pool = rows[mask]
+            ax.set_axis_off()
+            share = mask.mean() if len(mask) else float("nan")
+            ax.set_title(f"{label} ({share:.1%} of {split})", fontsize=9)
+            if len(pool) == 0:
+                ax.text(0.5, 0.5, "none in this split", ha="center", va="center", transform=ax.transAxes)
+                continue
+            chosen = np.sort(rng.choice(pool, size=min(n, len(pool)), replace=False))
+            ax.imshow(tile([list(data.read(chosen))], cols=n), interpolation="nearest")
+    return fig
+
+
+def crop_figure(image_path: str | os.PathLike, sizes: Sequence[int] = (64, 32)) -> Figure:
+    """What the preprocessing does to one aligned CelebA image (docs/paper_notes.md, section 6): the
+    178x218 original with the kept rows 20..197 framed, the 178x178 crop, then the crop
+    resized to each of ``sizes`` (area filter), all drawn at the same size on screen so the
+    loss of detail shows."""
+    with Image.open(image_path) as im:
+        original = im.convert("RGB")
+    w, h = original.size
+    cropped = original.crop((0, CROP_TOP, w, CROP_BOTTOM))
+    panels = [(np.asarray(original), f"original {w}x{h}"),
+              (np.asarray(cropped), f"rows {CROP_TOP}..{CROP_BOTTOM - 1}: {cropped.width}x{cropped.height}")]
+    for s in sizes:
+        panels.append((crop_and_resize(original, s).transpose(1, 2, 0), f"resized to {s}x{s}"))
+    fig = Figure(figsize=(2.6 * len(panels), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(panels))
+    for ax, (pixels, title) in zip(axes, panels):
+        ax.imshow(pixels, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0].add_patch(Rectangle((0, CROP_TOP - 0.5), w - 1, CROP_BOTTOM - CROP_TOP, fill=False, ec="red", lw=1.5))
+    axes[0].set_ylabel("the red frame is kept", fontsize=8)
+    return fig
+
+
+def toggle_figure(data_dir: str | os.PathLike, face: int | str, attributes: Sequence[str],
+                  size: int = 64) -> Figure | None:
+    """A synthetic face and the same face re-rendered with each attribute flipped: the
+    ground truth (a counterfactual) that an edit by a Fader network should approach.
+
+    CelebA has no such truth (nobody photographed each celebrity with and without glasses):
+    for a folder that is not a synthetic set this prints why and returns None.
+    """
+    if not is_synthetic(data_dir):
+        print(f"{data_dir} holds photographs: there is no ground truth of the same face with an attribute "
+              "changed. The synthetic faces have one (faderlib.synth.counterfactual).")
+        return None
+    truth = load_ground_truth(data_dir)
+    i = truth.index(face)
+    names = [a for a in attributes if a in SYNTH_ATTRIBUTES]
+    panels = [(crop_and_resize(counterfactual(data_dir, i), size), "as drawn")]
+    for name in names:
+        value = truth.attributes[i][name]
+        panels.append((crop_and_resize(counterfactual(data_dir, i, {name: 1 - value}), size),
+                       f"{name} {value} -> {1 - value}"))
+    fig = Figure(figsize=(2.0 * len(panels), 2.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for ax, (pixels, title) in zip(axes, panels):
+        ax.imshow(pixels.transpose(1, 2, 0), interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.set_axis_off()
+    fig.suptitle(f"face {truth.filenames[i]}, re-rendered with one attribute changed", fontsize=10)
     return fig

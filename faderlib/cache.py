@@ -36,13 +36,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
-from faderlib.celeba import CelebA, DataError, default_data_dir, read_celeba, resolve_data_dir
-from faderlib.celeba_facts import CROP_BOTTOM, CROP_TOP, IMAGE_HEIGHT, IMAGE_WIDTH, SPLIT_NAMES
+from . import synth
+from .celeba import CelebA, default_data_dir, read_celeba, resolve_data_dir
+from .celeba_facts import CROP_BOTTOM, CROP_TOP, IMAGE_HEIGHT, SPLIT_NAMES
+from .errors import DataError
+from .files import atomic_write_text
+from .images import decode_image
+from .progress import progress_bar
 
-__all__ = ["prepare", "load_prepared", "prepared", "Prepared", "decode_image", "cache_path",
-           "FORMAT_VERSION"]
+__all__ = ["prepare", "load_prepared", "prepared", "Prepared", "cache_path", "split_code", "FORMAT_VERSION"]
 
 #: Version of the cache layout; a cache of another version is rebuilt.
 FORMAT_VERSION = 1
@@ -60,40 +64,6 @@ _FILES = ("images.npy", "attributes.csv", "split.npy", "meta.json")
 
 
 # --------------------------------------------------------------------------- decoding
-
-
-def decode_image(path: str | os.PathLike, size: int, crop: tuple[int, int] | None = (CROP_TOP, CROP_BOTTOM),
-                 expected_size: tuple[int, int] | None = (IMAGE_WIDTH, IMAGE_HEIGHT)) -> np.ndarray:
-    """Decode one aligned CelebA JPEG into a (3, size, size) uint8 array.
-
-    Keeps rows ``crop[0]..crop[1]-1`` (default 20..197: a 178 x 178 square), then
-    resizes with an area (box) filter when shrinking, bicubic when enlarging.
-    Raises :class:`DataError` if the image is not ``expected_size`` (width, height).
-    Unreadable or truncated files raise Pillow's ``OSError``.
-    """
-    with Image.open(path) as image:
-        if expected_size is not None and image.size != tuple(expected_size):
-            w, h = image.size
-            raise DataError(
-                f"{path}: expected an aligned CelebA image of {expected_size[0]}x{expected_size[1]} "
-                f"(width x height), found {w}x{h}. Use the 'Align&Cropped' images "
-                "(img_align_celeba.zip), not the in-the-wild ones, and do not resize them yourself.")
-        image.load()  # decodes fully: a truncated JPEG raises here
-        return crop_and_resize(image, size, crop)
-
-
-def crop_and_resize(image: Image.Image, size: int,
-                    crop: tuple[int, int] | None = (CROP_TOP, CROP_BOTTOM)) -> np.ndarray:
-    """The reference preprocessing of one decoded image: keep rows ``crop[0]..crop[1]-1``,
-    resize to ``size`` x ``size`` (area filter when shrinking, bicubic when enlarging).
-    Returns a (3, size, size) uint8 array."""
-    image = image.convert("RGB")
-    if crop is not None:
-        image = image.crop((0, crop[0], image.width, crop[1]))
-    if image.size != (size, size):
-        shrinking = size < min(image.size)
-        image = image.resize((size, size), Image.Resampling.BOX if shrinking else Image.Resampling.BICUBIC)
-    return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
 
 
 def _decode_chunk(npy_path: str, start: int, paths: list[str], size: int, crop, skip_bad: bool):
@@ -245,14 +215,6 @@ def _chunks(n: int, workers: int) -> list[tuple[int, int]]:
     return [(a, min(a + step, n)) for a in range(0, n, step)]
 
 
-def _progress_bar(total: int, enabled: bool, desc: str):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="img", dynamic_ncols=True)
-
-
 def _pool_context():
     # Linux: fork (no re-import of the caller's script, works without a __main__ guard).
     # Elsewhere: the platform default (spawn), which needs the usual __main__ guard in scripts.
@@ -264,14 +226,13 @@ def _pool_context():
 def _decode_all(npy: Path, paths: list[str], size: int, crop, skip_bad: bool, workers: int,
                 progress: bool) -> list:
     chunks = _chunks(len(paths), workers)
-    bar = _progress_bar(len(paths), progress, f"prepare {size}px")
+    bar = progress_bar(len(paths), f"prepare {size}px", "img", progress)
     skipped = []
 
     def inline(todo):
         for a, b in todo:
             skipped.extend(_decode_chunk(str(npy), a, paths[a:b], size, crop, skip_bad))
-            if bar is not None:
-                bar.update(b - a)
+            bar.update(b - a)
 
     try:
         if workers <= 1 or len(chunks) <= 1:
@@ -286,8 +247,7 @@ def _decode_all(npy: Path, paths: list[str], size: int, crop, skip_bad: bool, wo
                         for future in as_completed(futures):
                             skipped.extend(future.result())
                             done.add(futures[future])
-                            if bar is not None:
-                                bar.update(futures[future][1] - futures[future][0])
+                            bar.update(futures[future][1] - futures[future][0])
                     except BaseException:
                         for future in futures:
                             future.cancel()
@@ -300,8 +260,7 @@ def _decode_all(npy: Path, paths: list[str], size: int, crop, skip_bad: bool, wo
                     RuntimeWarning, stacklevel=3)
                 inline([c for c in chunks if c not in done])
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return sorted(skipped)
 
 
@@ -416,8 +375,7 @@ def prepare(data_dir: str | os.PathLike | None, size: int, *, cache_dir: str | o
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         # meta.json is written last, then the whole folder is renamed at once.
-        (tmp / "meta.json.part").write_text(json.dumps(meta, indent=1))
-        os.replace(tmp / "meta.json.part", tmp / "meta.json")
+        atomic_write_text(tmp / "meta.json", json.dumps(meta, indent=1))
         _publish(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -495,7 +453,7 @@ class Prepared:
         """Row numbers of a split: ``"train"``/0, ``"valid"``/1, ``"test"``/2, or ``"all"``/None."""
         if split is None or split == "all":
             return np.arange(len(self), dtype=np.int64)
-        code = _split_code(split)
+        code = split_code(split)
         return np.flatnonzero(self.split == code).astype(np.int64)
 
     def read(self, rows) -> np.ndarray:
@@ -523,7 +481,8 @@ class Prepared:
             mm.madvise(mmap.MADV_DONTNEED)
 
 
-def _split_code(split: str | int) -> int:
+def split_code(split: str | int) -> int:
+    """0, 1 or 2 for a split named ``"train"``, ``"valid"`` (``"val"``, ``"validation"``) or ``"test"``, or given as 0/1/2."""
     aliases = {"train": 0, "valid": 1, "val": 1, "validation": 1, "test": 2}
     if isinstance(split, str) and split.lower() in aliases:
         return aliases[split.lower()]
@@ -572,8 +531,6 @@ def prepared(data_dir: str | os.PathLike | None = None, size: int = 64, **kwargs
     """
     folder = resolve_data_dir(data_dir)
     if folder == default_data_dir() and not (folder.is_dir() and any(folder.iterdir())):
-        from .synth import generate
-
-        generate(folder, progress=kwargs.get("progress", True))
+        synth.generate(folder, progress=kwargs.get("progress", True))
     return load_prepared(prepare(folder, size, **kwargs))
 

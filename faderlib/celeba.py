@@ -23,24 +23,22 @@ header, so a subset of the 40 attributes (the synthetic set has fewer) is fine.
 
 from __future__ import annotations
 
-import difflib
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from faderlib.celeba_facts import SPLIT_NAMES
+from .celeba_facts import SPLIT_NAMES
+from .errors import DataError
 
 __all__ = [
-    "DataError",
     "CelebA",
     "read_celeba",
     "detect_layout",
-    "check_attributes",
     "resolve_data_dir",
     "default_data_dir",
     "HOW_TO_GET_CELEBA",
@@ -66,10 +64,6 @@ How to get CelebA (either layout works):
 Then point faderlib at <data_dir>: pass it as an argument or set the environment variable FADER_DATA."""
 
 
-class DataError(ValueError):
-    """A data set, table or cache is missing or malformed; the message says what to do."""
-
-
 # --------------------------------------------------------------------------- data folder
 
 
@@ -80,9 +74,7 @@ def default_data_dir() -> Path:
     lives in a source checkout (its parent holds ``pyproject.toml``), otherwise
     ``./data/synthetic`` in the current working directory.
     """
-    import faderlib
-
-    project = Path(faderlib.__file__).resolve().parent.parent
+    project = Path(__file__).resolve().parent.parent
     if (project / "pyproject.toml").is_file():
         return project / "data" / "synthetic"
     return Path.cwd() / "data" / "synthetic"
@@ -143,39 +135,6 @@ class CelebA:
         """Number of images per split (train, valid, test)."""
         counts = np.bincount(self.split.to_numpy(), minlength=3)[:3]
         return pd.Series(counts, index=list(SPLIT_NAMES), name="images")
-
-
-# --------------------------------------------------------------------------- attribute names
-
-
-def check_attributes(names: str | Iterable[str], available: Iterable[str]) -> list[str]:
-    """Check that every requested attribute exists; return them as a list, in the given order.
-
-    Raises :class:`DataError` naming the unknown attribute, the closest valid
-    name (difflib) and the valid names.
-    """
-    if isinstance(names, str):
-        names = [names]
-    names = list(names)
-    available = [str(a) for a in available]
-    if not names:
-        raise DataError("No attribute requested: give at least one name, e.g. ('Smiling',). "
-                        f"Valid names: {', '.join(available)}.")
-    seen = set()
-    for name in names:
-        if not isinstance(name, str):
-            raise DataError(f"Attribute names must be strings, got {name!r} ({type(name).__name__}).")
-        if name in seen:
-            raise DataError(f"Attribute {name!r} is requested twice; give each attribute once.")
-        seen.add(name)
-        if name not in available:
-            lower = {a.lower(): a for a in available}
-            close = [lower[name.lower()]] if name.lower() in lower else \
-                difflib.get_close_matches(name, available, n=1, cutoff=0.4)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise DataError(f"Unknown attribute {name!r}.{hint} "
-                            f"Valid names ({len(available)}): {', '.join(available)}.")
-    return names
 
 
 # --------------------------------------------------------------------------- layout detection

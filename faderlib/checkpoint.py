@@ -8,31 +8,20 @@ module or class is ever stored (the reference's pickled models no longer load an
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from .files import atomic_writer
+
 
 def atomic_save(obj, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, flush it to disk, then rename.
-
-    A rename within one folder is atomic, so a process killed at any moment leaves either
-    the previous file or the new one, never half of one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """``torch.save`` to a temporary file beside ``path``, flushed to disk, then renamed
+    (:func:`faderlib.files.atomic_writer`): a process killed at any moment leaves either the
+    previous checkpoint or the new one, never half of one."""
+    with atomic_writer(path, "wb", sync=True) as f:
+        torch.save(obj, f)
+    return Path(path)
 
 
 def load(path: str | os.PathLike, map_location="cpu") -> dict:

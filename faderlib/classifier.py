@@ -17,16 +17,23 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
-from .config import ModelConfig, jsonable
+from .cache import prepared
+from .config import ModelConfig, jsonable, parse_attributes
+from .data import FaderDataset
+from .devices import pick_device
+from .files import atomic_write_text
 from .losses import attribute_cross_entropy, correct_counts, predict_classes
 from .models import AttributeClassifier
-from .train import pick_device
+from .progress import progress_bar
 
 FORMAT_VERSION = 1
 
 
 @dataclass
 class ClassifierConfig:
+    """Every setting of the attribute classifier's training (the reference's classifier,
+    docs/paper_notes.md section 2; Adam with beta1 0.5, gradients clipped at 5, as for the Fader network)."""
+
     data_dir: str | None = None
     image_size: int = 64
     attributes: tuple[str, ...] | None = None   # None: every attribute of the data set
@@ -39,6 +46,10 @@ class ClassifierConfig:
     flip: bool = True
     device: str = "auto"
 
+    def __post_init__(self):
+        if self.attributes is not None:
+            self.attributes = tuple(a.spec for a in parse_attributes(self.attributes))
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -49,11 +60,6 @@ def train_classifier(config: ClassifierConfig, out_dir: str | os.PathLike, *, pr
     An existing classifier trained with the same settings is reused (its record is returned);
     one trained with other settings is never overwritten. Returns the accuracy on the test split.
     """
-    from tqdm.auto import tqdm
-
-    from .cache import prepared
-    from .data import FaderDataset
-
     out = Path(out_dir)
     record_path, weights_path = out / "config.json", out / "classifier.pt"
     if record_path.exists():
@@ -80,8 +86,8 @@ def train_classifier(config: ClassifierConfig, out_dir: str | os.PathLike, *, pr
     opt = torch.optim.Adam(clf.parameters(), lr=config.lr, betas=(0.5, 0.999),
                            fused=True if device.type in ("cpu", "cuda") else None)  # see train.py
     clf.train()
-    bar = tqdm(range(config.steps), desc="classifier", unit="step", disable=not progress, dynamic_ncols=True)
-    for step in bar:
+    bar = progress_bar(config.steps, "classifier", "step", progress)
+    for step in range(config.steps):
         idx = torch.randint(0, len(train_set), (config.batch_size,), generator=generator)
         x, y = train_set.batch(idx, generator=generator)
         x, y = x.to(device), y.to(device)
@@ -92,6 +98,8 @@ def train_classifier(config: ClassifierConfig, out_dir: str | os.PathLike, *, pr
         opt.step()
         if step % 25 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.update(1)
+    bar.close()
 
     accuracy = classifier_accuracy(clf, model_config, test_set, device)
     record = {"format_version": FORMAT_VERSION, "train": config.to_dict(), "model": model_config.to_dict(),
@@ -99,7 +107,7 @@ def train_classifier(config: ClassifierConfig, out_dir: str | os.PathLike, *, pr
     out.mkdir(parents=True, exist_ok=True)
     ckpt.atomic_save({"format_version": FORMAT_VERSION, "model_config": model_config.to_dict(),
                       "classifier": clf.state_dict()}, weights_path)
-    record_path.write_text(json.dumps(record, indent=2))
+    atomic_write_text(record_path, json.dumps(record, indent=2))
     return record
 
 
@@ -120,6 +128,21 @@ def load_classifier(clf_dir: str | os.PathLike, device: str | torch.device = "cp
 def predict(clf: AttributeClassifier, x: torch.Tensor) -> torch.Tensor:
     """Class indices (batch, n_attr) the classifier reads from images x in [-1, 1]."""
     return predict_classes(clf(x), clf.config)
+
+
+def read_attributes(classifier, x: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """Class indices (B, n_attr) of ``config``'s attributes as an attribute classifier reads
+    them from images x (a folder from ``fader train-classifier`` or a loaded classifier),
+    matched by name and resized to the classifier's size if needed."""
+    clf = load_classifier(classifier) if isinstance(classifier, (str, os.PathLike)) else classifier
+    names = clf.config.attribute_names
+    missing = [n for n in config.attribute_names if n not in names]
+    if missing:
+        raise ValueError(f"the classifier does not predict {', '.join(missing)} (it knows {', '.join(names)}); "
+                         "train one on the run's attributes with `fader train-classifier --attrs ...`")
+    if clf.config.image_size != x.shape[-1]:
+        x = torch.nn.functional.interpolate(x, size=clf.config.image_size, mode="area")
+    return predict(clf, x)[:, [names.index(n) for n in config.attribute_names]]
 
 
 @torch.no_grad()

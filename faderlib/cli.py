@@ -1,27 +1,134 @@
 """The ``fader`` command line. Each sub-command is a thin wrapper over a library function,
-so everything it does can also be done from a notebook."""
+so everything it does can also be done from a notebook.
+
+The options of ``fader train`` and ``fader train-classifier`` are the fields of
+:class:`~faderlib.train.TrainConfig` and :class:`~faderlib.classifier.ClassifierConfig`, one
+flag per field; a flag not given keeps the value of the recipe (``--recipe``, by default the
+paper's settings), so that no default is written twice.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
 import sys
 import traceback
+import warnings
+
+from .cache import prepare
+from .celeba import default_data_dir, resolve_data_dir
+from .classifier import ClassifierConfig, train_classifier
+from .config import ModelConfig
+from .demo import run_demo
+from .edit import EditNote, edit_image, parse_changes
+from .evaluate import evaluate, format_report
+from .interpolate import DEFAULT_ALPHAS, interpolation_grid, interpolation_grid_2d, parse_alphas, save_grid
+from .runs import load_run
+from .summary import format_table, parameter_counts
+from .synth import generate
+from .train import RECIPES, TrainConfig, Trainer
+
+#: One flag per setting: field -> (flag, help). Defaults are not here: they come from the
+#: dataclass (and the recipe), and the help text shows them.
+TRAIN_FLAGS = {
+    "data_dir": ("--data", "data folder (default: $FADER_DATA, else data/synthetic)"),
+    "attributes": ("--attrs", "comma-separated attributes in the order you want, e.g. Smiling,Eyeglasses or Hair.3"),
+    "image_size": ("--size", "image size: 32, 64, 128 or 256"),
+    "preset": ("--preset", "network preset: 'official' (reference code) or 'paper'"),
+    "steps": ("--steps", "iterations in all (each: one step of each network)"),
+    "batch_size": ("--batch-size", "images per batch"),
+    "lr": ("--lr", "Adam learning rate"),
+    "beta1": ("--beta1", "Adam beta1"),
+    "beta2": ("--beta2", "Adam beta2"),
+    "clip_grad_norm": ("--clip-grad-norm", "gradient norm clipped at, per network"),
+    "lambda_e": ("--lambda-e", "weight lambda_E of the adversarial term after the ramp"),
+    "lambda_ramp": ("--lambda-ramp", "steps over which lambda_E grows from 0"),
+    "balance": ("--balance", "draw this attribute's classes equally often (rare ones); 'auto': the rarest if "
+                             "under 15 %%; 'none': no balancing"),
+    "seed": ("--seed", "random seed (same seed, same run)"),
+    "checkpoint_every": ("--checkpoint-every", "steps between checkpoints (default: a quarter of the steps, "
+                                               "100 to 1000)"),
+    "eval_every": ("--eval-every", "steps between validations and sample grids (default: a sixth of the steps, "
+                                   "50 to 1000)"),
+    "eval_images": ("--eval-images", "validation images per validation"),
+    "log_every": ("--log-every", "steps between rows of metrics.jsonl (default: a tenth of the steps, 1 to 25)"),
+    "device": ("--device", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps"),
+}
+CLASSIFIER_FLAGS = {
+    "data_dir": TRAIN_FLAGS["data_dir"],
+    "image_size": TRAIN_FLAGS["image_size"],
+    "attributes": ("--attrs", "comma-separated attributes (default: every attribute of the data set)"),
+    "preset": TRAIN_FLAGS["preset"],
+    "steps": ("--steps", "training steps"),
+    "batch_size": TRAIN_FLAGS["batch_size"],
+    "lr": TRAIN_FLAGS["lr"],
+    "seed": TRAIN_FLAGS["seed"],
+    "device": TRAIN_FLAGS["device"],
+}
 
 
-def _add_model_args(p: argparse.ArgumentParser, size_default: int = 256, attrs_default: str = "Male") -> None:
-    p.add_argument("--preset", default="official", help="network preset: 'official' (reference code) or 'paper'")
-    p.add_argument("--size", type=int, default=size_default, help="image size: 32, 64, 128 or 256")
-    p.add_argument("--attrs", default=attrs_default,
-                   help="comma-separated attributes in the order you want, e.g. Smiling,Eyeglasses or Hair.3")
+def _field_defaults(cls) -> dict:
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+def _show(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(str(v) for v in value)
+    return "none" if value is None else str(value)
+
+
+def _add_settings(p: argparse.ArgumentParser, cls, flags: dict, recipes: dict | None = None) -> None:
+    """One option per field of ``cls`` named in ``flags``; defaults shown, never copied:
+    a flag left out is absent from the parsed arguments (``argparse.SUPPRESS``)."""
+    defaults = _field_defaults(cls)
+    types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    for name, (flag, text) in flags.items():
+        default = defaults[name]
+        kind = next((t for t in (int, float) if types[name].split(" |")[0] == t.__name__), str)
+        shown = [] if "(default" in text else [f"default {_show(default)}"]
+        for recipe, values in (recipes or {}).items():
+            if name in values and recipe != "paper":
+                shown.append(f"{recipe}: {_show(values[name])}")
+        help_text = text + (f" ({'; '.join(shown)})" if shown else "")
+        p.add_argument(flag, dest=name, type=kind, default=argparse.SUPPRESS, help=help_text)
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    """--preset, --size, --attrs of `fader summary`, defaults from ModelConfig."""
+    defaults = _field_defaults(ModelConfig)
+    p.add_argument("--preset", default=defaults["preset"], help=f"{TRAIN_FLAGS['preset'][1]} (default %(default)s)")
+    p.add_argument("--size", type=int, default=defaults["image_size"],
+                   help=f"{TRAIN_FLAGS['image_size'][1]} (default %(default)s)")
+    p.add_argument("--attrs", default=_show([a.spec for a in defaults["attributes"]]),
+                   help=f"{TRAIN_FLAGS['attributes'][1]} (default %(default)s)")
+
+
+def _settings(args, flags: dict) -> dict:
+    """The settings given on the command line, as dataclass fields."""
+    given = {name: getattr(args, name) for name in flags if hasattr(args, name)}
+    if isinstance(given.get("balance"), str) and given["balance"].lower() == "none":
+        given["balance"] = None
+    model = {k: getattr(args, k) for k in ("init_fm", "n_layers") if getattr(args, k, None) is not None}
+    if model:
+        given["model"] = model
+    for name in ("flip", "bf16"):
+        if getattr(args, name, None) is not None:
+            given[name] = getattr(args, name)
+    if getattr(args, "channels_last", None) is not None:
+        given["channels_last"] = {"auto": "auto", "on": True, "off": False}[args.channels_last]
+    return given
 
 
 def cmd_summary(args) -> int:
-    from .config import ModelConfig
-    from .summary import format_table, parameter_counts
-
     config = ModelConfig.from_preset(args.preset, args.size, args.attrs)
     if args.json:
         print(json.dumps(parameter_counts(config), indent=2))
@@ -31,46 +138,25 @@ def cmd_summary(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from .celeba import default_data_dir
-    from .synth import generate
-
     out = generate(args.out_dir or default_data_dir(), n=args.n, seed=args.seed, workers=args.workers)
     print(f"synthetic faces written to {out}")
     return 0
 
 
 def cmd_prepare(args) -> int:
-    from .cache import prepare
-    from .celeba import resolve_data_dir
-
     path = prepare(resolve_data_dir(args.data_dir), args.size, cache_dir=args.cache_dir,
                    workers=args.workers, skip_bad=args.skip_bad, force=args.force)
     print(f"cache ready: {path}")
     return 0
 
 
-def _train_config(args):
-    from .train import TrainConfig
-
-    model = {}
-    if args.init_fm is not None:
-        model["init_fm"] = args.init_fm
-    if args.n_layers is not None:
-        model["n_layers"] = args.n_layers
-    cl = {"auto": "auto", "on": True, "off": False}[args.channels_last]
-    return TrainConfig(
-        data_dir=args.data, attributes=args.attrs, image_size=args.size, preset=args.preset, model=model,
-        steps=args.steps, batch_size=args.batch_size, lr=args.lr, lambda_e=args.lambda_e,
-        lambda_ramp=args.lambda_ramp, flip=not args.no_flip, balance=args.balance, seed=args.seed,
-        checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, device=args.device,
-        bf16=args.bf16, channels_last=cl,
-    )
+def train_config(args) -> TrainConfig:
+    """The :class:`TrainConfig` of a ``fader train`` command line."""
+    return TrainConfig.from_recipe(args.recipe, **_settings(args, TRAIN_FLAGS))
 
 
 def cmd_train(args) -> int:
-    from .train import Trainer
-
-    trainer = Trainer(_train_config(args), args.out, progress=not args.quiet)
+    trainer = Trainer(train_config(args), args.out, progress=not args.quiet)
     if trainer.step:
         print(f"resuming {args.out} from step {trainer.step}")
     trainer.train()
@@ -81,19 +167,13 @@ def cmd_train(args) -> int:
 
 
 def cmd_train_classifier(args) -> int:
-    from .classifier import ClassifierConfig, train_classifier
-
-    config = ClassifierConfig(data_dir=args.data, image_size=args.size, preset=args.preset,
-                              attributes=tuple(args.attrs.split(",")) if args.attrs else None,
-                              steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device)
+    config = ClassifierConfig(**_settings(args, CLASSIFIER_FLAGS))
     record = train_classifier(config, args.out, progress=not args.quiet)
     print(json.dumps(record["test_accuracy"], indent=2))
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import evaluate, format_report
-
     result = evaluate(args.run_dir, args.classifier, checkpoint=args.checkpoint, max_images=args.max_images,
                       strength=args.strength, device=args.device)
     print(json.dumps(result, indent=2) if args.json else format_report(result))
@@ -101,16 +181,11 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import run_demo
-
     run_demo(out=args.out, quick=args.quick)
     return 0
 
 
 def cmd_grid(args) -> int:
-    from .interpolate import interpolation_grid, interpolation_grid_2d, parse_alphas, save_grid
-    from .runs import load_run
-
     run = load_run(args.run_dir, args.checkpoint)
     alphas = parse_alphas(args.alphas)
     if args.attr2:
@@ -123,11 +198,6 @@ def cmd_grid(args) -> int:
 
 
 def cmd_edit(args) -> int:
-    import warnings
-
-    from .edit import EditNote, edit_image, parse_changes
-    from .interpolate import save_grid
-
     changes = parse_changes(args.set or [])
     with warnings.catch_warnings(record=True) as notes:
         warnings.simplefilter("always", EditNote)
@@ -163,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="crop, resize and cache a data set as one memory-mapped array")
     p.add_argument("data_dir", nargs="?", default=None,
                    help="CelebA or synthetic data folder (default: $FADER_DATA, else data/synthetic)")
-    p.add_argument("--size", type=int, default=64, help="image size: 32, 64, 128 or 256 (default 64)")
+    p.add_argument("--size", type=int, default=_field_defaults(TrainConfig)["image_size"],
+                   help=f"{TRAIN_FLAGS['image_size'][1]} (default %(default)s, the training default)")
     p.add_argument("--cache-dir", default=None, help="where to write the cache (default DATA_DIR/fader_cache)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: every core)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted) instead of stopping")
@@ -171,41 +242,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="train a Fader network (resumes when --out holds the same run)")
-    p.add_argument("--data", default=None, help="data folder (default: $FADER_DATA, else data/synthetic)")
-    p.add_argument("--attrs", default="Smiling", help="comma-separated attributes, e.g. Smiling,Eyeglasses,Male")
-    p.add_argument("--size", type=int, default=64, help="image size: 32, 64, 128 or 256 (default 64)")
-    p.add_argument("--preset", default="official", help="'official' (reference code) or 'paper'")
-    p.add_argument("--init-fm", type=int, default=None, help="filters of the first layer (preset's by default)")
-    p.add_argument("--n-layers", type=int, default=None, help="encoder layers (preset's by default)")
-    p.add_argument("--steps", type=int, default=10000, help="iterations in all (each: one step of each network)")
     p.add_argument("--out", required=True, help="run folder (created; an existing run of the same command resumes)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (default 2e-4)")
-    p.add_argument("--lambda-e", type=float, default=1e-4, help="weight of the adversarial term after the ramp")
-    p.add_argument("--lambda-ramp", type=int, default=500000, help="steps over which lambda_E grows from 0")
-    p.add_argument("--balance", default=None, help="draw this attribute's classes equally often (rare ones)")
-    p.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints (default 1000)")
-    p.add_argument("--eval-every", type=int, default=500, help="steps between validations and sample grids")
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
-    p.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
-                   help="memory layout (auto: the one measured faster for the device and size)")
+    p.add_argument("--recipe", choices=list(RECIPES), default="paper",
+                   help="the settings to start from: paper (default), course (what the demo and the notebooks "
+                        "train), tiny (seconds); every flag below overrides one")
+    _add_settings(p, TrainConfig, TRAIN_FLAGS, RECIPES)
+    p.add_argument("--init-fm", type=int, default=None, help="filters of the first layer (the preset's by default)")
+    p.add_argument("--n-layers", type=int, default=None, help="encoder layers (the preset's by default)")
+    p.add_argument("--no-flip", dest="flip", action="store_const", const=False, default=None,
+                   help="no random horizontal flips")
+    p.add_argument("--bf16", action="store_const", const=True, default=None, help="bf16 autocast (CUDA only)")
+    p.add_argument("--channels-last", choices=["auto", "on", "off"], default=None,
+                   help="memory layout (default auto: the one measured faster for the device)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("train-classifier", help="train the attribute classifier used to evaluate swaps")
-    p.add_argument("--data", default=None, help="data folder (default: $FADER_DATA, else data/synthetic)")
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--preset", default="official")
-    p.add_argument("--attrs", default=None, help="attributes (default: every attribute of the data set)")
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True, help="folder for classifier.pt and config.json")
-    p.add_argument("--quiet", action="store_true")
+    _add_settings(p, ClassifierConfig, CLASSIFIER_FLAGS)
+    p.add_argument("--init-fm", type=int, default=None, help="filters of the first layer (the preset's by default)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train_classifier)
 
     p = sub.add_parser("evaluate", help="reconstruction, discriminator, swap and counterfactual scores of a run")
@@ -223,8 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--attr", default=None, help="binary attribute to sweep (default: the run's first)")
-    p.add_argument("--alphas", default="-1,0,0.5,1,2",
-                   help="comma-separated alphas; the decoder gets [1 - alpha, alpha] (default -1,0,0.5,1,2)")
+    p.add_argument("--alphas", default=",".join(f"{a:g}" for a in DEFAULT_ALPHAS),
+                   help="comma-separated alphas; the decoder gets [1 - alpha, alpha] (default %(default)s)")
     p.add_argument("--n", type=int, default=6, help="number of test images, one per row (default 6)")
     p.add_argument("--index", type=int, default=0, help="first test image (default 0)")
     p.add_argument("--attr2", default=None, help="a second attribute, swept down the rows, for one image (2-D grid)")

@@ -1,6 +1,6 @@
 """Network settings of a Fader Network, as one typed dataclass with named presets.
 
-The defaults are those of the reference implementation (REFERENCE.md section 1).
+The defaults are those of the reference implementation (docs/paper_notes.md, section 2).
 Two presets fix the depth of the encoder:
 
 * ``paper``    (Lample et al. 2017, section 4): 16 filters first, latent 512x2x2 at 256 px
@@ -15,12 +15,16 @@ number of layers follows from the size: ``official`` at 64 px has 4 layers.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import math
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
+
+from .errors import AttributeNameError, ConfigError, did_you_mean
+
+__all__ = ["IMAGE_SIZES", "UPSAMPLING_METHODS", "PRESETS", "ConfigError", "Attribute", "parse_attribute",
+           "parse_attributes", "check_attributes", "ModelConfig", "from_settings", "jsonable"]
 
 #: Image sizes the networks accept: powers of two from 32 to 256.
 IMAGE_SIZES = (32, 64, 128, 256)
@@ -35,10 +39,6 @@ PRESETS = {
 }
 
 _ATTRIBUTE_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_]+?)(?:\.(?P<k>\d+))?$")
-
-
-class ConfigError(ValueError):
-    """A setting that the networks cannot be built with; the message says what is allowed."""
 
 
 @dataclass(frozen=True)
@@ -68,41 +68,81 @@ def parse_attribute(spec: str) -> Attribute:
     if isinstance(spec, Attribute):
         return spec
     if not isinstance(spec, str):
-        raise ConfigError(f"an attribute must be a name such as 'Smiling' or 'Hair.3', got {spec!r}")
+        raise AttributeNameError(f"an attribute must be a name such as 'Smiling' or 'Hair.3', got {spec!r}")
     m = _ATTRIBUTE_SPEC.match(spec.strip())
     if not m:
-        raise ConfigError(
+        raise AttributeNameError(
             f"malformed attribute {spec!r}: write a name of letters, digits and underscores, "
             "optionally followed by '.K' for a categorical attribute with K >= 2 values "
             "(e.g. 'Smiling' or 'Hair.3')"
         )
     k = int(m.group("k")) if m.group("k") is not None else 2
     if k < 2:
-        raise ConfigError(f"malformed attribute {spec!r}: a categorical attribute needs at least 2 values, got {k}")
+        raise AttributeNameError(f"malformed attribute {spec!r}: a categorical attribute needs at least 2 values, "
+                                 f"got {k}")
     return Attribute(m.group("name"), k)
 
 
-def parse_attributes(specs: str | Iterable[str | Attribute]) -> tuple[Attribute, ...]:
+def parse_attributes(specs: str | Iterable[str | Attribute],
+                     available: Iterable[str] | None = None) -> tuple[Attribute, ...]:
     """Parse a list (or a comma-separated string) of attribute specs, keeping the user's order.
+
+    With ``available`` (the columns of a data set's attribute table), every name must be one
+    of them: an unknown one raises with the closest valid name. Every mistake raises an
+    :class:`~faderlib.errors.AttributeNameError`.
 
     The reference implementation sorted the attributes silently, which made the meaning of
     the decoder's input channels depend on spelling; here the order is the one you gave.
     """
-    if isinstance(specs, str):
-        specs = [s for s in specs.split(",") if s.strip()]
-    attrs = tuple(parse_attribute(s) for s in specs)
-    if not attrs:
-        raise ConfigError("at least one attribute is needed, e.g. attributes=['Smiling']")
-    names = [a.name for a in attrs]
+    attrs = tuple(parse_attribute(s) for s in _spec_list(specs))
+    _check_names([a.name for a in attrs], available)
+    return attrs
+
+
+def check_attributes(names: str | Iterable[str], available: Iterable[str]) -> list[str]:
+    """The attribute names asked for (``"Hair.3"`` counts as ``"Hair"``), in the order given,
+    each checked against ``available``, the columns of a data set's attribute table.
+
+    The same checks and messages as :func:`parse_attributes`; a column of the table is
+    accepted as it is written, even where it is not a valid spec.
+    """
+    available = [str(a) for a in available]
+    names = [s.strip() if isinstance(s, str) and s.strip() in available else parse_attribute(s).name
+             for s in _spec_list(names)]
+    return _check_names(names, available)
+
+
+def _spec_list(specs) -> list:
+    """``"Smiling,Male"``, ``["Smiling", "Male"]`` or ``"Smiling"`` -> ``["Smiling", "Male"]`` (or ``["Smiling"]``)."""
+    if isinstance(specs, (str, Attribute)):
+        specs = [specs]
+    out = []
+    for s in specs:
+        if isinstance(s, str):
+            out.extend(p for p in s.split(",") if p.strip())
+        else:
+            out.append(s)
+    return out
+
+
+def _check_names(names: list[str], available: Iterable[str] | None) -> list[str]:
+    """Refuse an empty list, a name listed twice and (given ``available``) an unknown name."""
+    valid = None if available is None else [str(a) for a in available]
+    listing = "" if valid is None else f" Valid names ({len(valid)}): {', '.join(valid)}."
+    if not names:
+        raise AttributeNameError(f"at least one attribute is needed, e.g. ['Smiling'].{listing}")
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ConfigError(f"attribute(s) listed twice: {', '.join(dupes)}; list each attribute once")
-    return attrs
+        raise AttributeNameError(f"attribute(s) listed twice: {', '.join(dupes)}; list each attribute once")
+    for name in names:
+        if valid is not None and name not in valid:
+            raise AttributeNameError(f"Unknown attribute {name!r}.{did_you_mean(name, valid, cutoff=0.4)}{listing}")
+    return names
 
 
 @dataclass
 class ModelConfig:
-    """Every setting of the networks (REFERENCE.md section 1), reference defaults.
+    """Every setting of the networks (docs/paper_notes.md, section 2), reference defaults.
 
     ``n_layers`` is the number of stride-2 layers of the encoder; the latent z has shape
     ``(min(init_fm * 2**(n_layers-1), max_fm), image_size / 2**n_layers, same)``.
@@ -136,9 +176,8 @@ class ModelConfig:
         4
         """
         if preset not in PRESETS:
-            close = difflib.get_close_matches(str(preset), PRESETS, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.{hint}")
+            raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}."
+                              f"{did_you_mean(str(preset), PRESETS)}")
         _check_image_size(image_size)
         p = PRESETS[preset]
         n_layers = int(math.log2(image_size)) - int(math.log2(p["latent_side"]))
@@ -180,6 +219,19 @@ class ModelConfig:
     def channels(self, i: int) -> int:
         """Output channels of encoder-style layer ``i`` (0-based): init_fm * 2**i, capped at max_fm."""
         return min(self.init_fm * 2 ** i, self.max_fm)
+
+    @property
+    def attribute_blocks(self) -> list[slice]:
+        """Where each attribute sits, in order, in the decoder's attribute code and in the
+        discriminator's logits: one block of ``n_values`` channels per attribute.
+
+        >>> ModelConfig.from_preset("official", 64, ["Smiling", "Hair.3"]).attribute_blocks
+        [slice(0, 2, None), slice(2, 5, None)]
+        """
+        starts = [0]
+        for a in self.attributes:
+            starts.append(starts[-1] + a.n_values)
+        return [slice(a, b) for a, b in zip(starts, starts[1:])]
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:

@@ -23,32 +23,21 @@ import os
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
-from faderlib.cache import Prepared, load_prepared
-from faderlib.celeba import DataError, check_attributes
-from faderlib.celeba_facts import SPLIT_NAMES
+from .cache import Prepared, load_prepared, split_code
+from .celeba_facts import SPLIT_NAMES
+from .config import check_attributes
+from .errors import DataError
+from .images import to_float
 
-__all__ = ["FaderDataset", "balanced_weights", "make_loader", "to_uint8"]
+__all__ = ["FaderDataset", "balanced_weights", "minority_shares", "choose_balance", "make_loader", "BALANCE_BELOW"]
 
-
-def _to_float(images: np.ndarray) -> torch.Tensor:
-    """uint8 0..255 -> float32 in [-1, 1] (x / 127.5 - 1).
-
-    Done in numpy: single-threaded and predictable, where torch's intra-op threads
-    can be 50x slower on a busy machine for such small element-wise work.
-    """
-    x = images.astype(np.float32)
-    x /= np.float32(127.5)
-    x -= np.float32(1.0)
-    return torch.from_numpy(x)
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """Undo the scaling, for display: x in [-1, 1], (3, S, S) or (B, 3, S, S) -> uint8 (..., S, S, 3)."""
-    x = x.detach().cpu().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-    return x.movedim(-3, -1).numpy()
+#: Attributes rarer than this (the share of their rarer class in the training split) are drawn
+#: class-balanced by the course's recipe (``balance="auto"``). Eyeglasses: 6.5 % in CelebA.
+BALANCE_BELOW = 0.15
 
 
 class FaderDataset(Dataset):
@@ -98,7 +87,7 @@ class FaderDataset(Dataset):
         image = self.prepared.read([self.rows[i]])
         if self.flip and torch.rand(()) < 0.5:  # the global torch RNG (seeded per DataLoader worker)
             image = image[..., ::-1]
-        return _to_float(image)[0], self.y[i].clone()
+        return to_float(image)[0], self.y[i].clone()
 
     def batch(self, indices: torch.Tensor | Sequence[int],
               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,7 +107,7 @@ class FaderDataset(Dataset):
         if self.flip:
             mirror = (torch.rand(len(idx), generator=generator) < 0.5).numpy()
             images[mirror] = images[mirror][..., ::-1]  # mirror the width axis
-        return _to_float(images), self.y[idx]
+        return to_float(images), self.y[idx]
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None,
                weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,6 +139,26 @@ def balanced_weights(dataset: FaderDataset, attribute: str) -> torch.Tensor:
     present = int((counts > 0).sum())
     weights = 1.0 / (counts[labels] * present)
     return torch.from_numpy(weights)
+
+
+def minority_shares(data, attributes: Sequence[str], split: str | int = "train"):
+    """The share of the rarer class of each attribute in a split, 0..0.5 (a pandas Series).
+
+    data: anything with an ``attributes`` table and a ``split`` (a :class:`~faderlib.celeba.CelebA`,
+    a :class:`~faderlib.cache.Prepared`). Eyeglasses in CelebA's training split: 0.065.
+    """
+    names = check_attributes(list(attributes), data.attributes.columns)
+    rows = np.asarray(data.split) == split_code(split)
+    rates = (data.attributes.loc[rows, names] > 0).mean()
+    return pd.Series(np.minimum(rates, 1 - rates), index=names, name=f"rarer class share ({split})")
+
+
+def choose_balance(data, attributes: Sequence[str], below: float = BALANCE_BELOW) -> str | None:
+    """What ``balance="auto"`` means: the attribute of ``attributes`` whose rarer class is the
+    rarest in the training split, if that share is under ``below``; else None (no balancing)."""
+    shares = minority_shares(data, attributes)
+    name = str(shares.idxmin())
+    return name if shares[name] < below else None
 
 
 def make_loader(dataset: FaderDataset, batch_size: int = 32, shuffle: bool = True,

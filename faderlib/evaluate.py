@@ -1,4 +1,4 @@
-"""How well did it work? The evaluation of a trained run (paper section 4; REFERENCE.md section 3).
+"""How well did it work? The evaluation of a trained run (paper section 4; docs/paper_notes.md, section 4).
 
 :func:`evaluate` returns one plain dict (``fader evaluate RUN --classifier CLF --json``):
 
@@ -14,20 +14,30 @@
 * ``counterfactual_psnr`` (synthetic faces only): per attribute, the PSNR of the edited
   image against the true face re-rendered with that attribute flipped; and, as a yardstick,
   ``counterfactual_psnr_unedited``, the PSNR of the unedited reconstruction against the same truth.
+
+Beside it, the tables the notebooks show (:func:`swap_table`, :func:`compare_results`) and the
+computing half of two pictures (:func:`counterfactual_edits`, :func:`swap_failures`; drawn by
+:mod:`faderlib.plots`).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
+import pandas as pd
 import torch
 
+from .classifier import load_classifier, predict
+from .data import FaderDataset
+from .images import crop_and_resize, to_float
 from .losses import predict_classes
-from .models import AutoEncoder
-from .runs import load_run
+from .models import AutoEncoder, set_attribute, swapped_attributes, toggle_attribute
+from .runs import Run, load_run
+from .synth import counterfactual, is_synthetic
 
 
 def psnr(mse: float) -> float:
@@ -47,20 +57,14 @@ def evaluate(run_dir: str | os.PathLike, classifier_dir: str | os.PathLike | Non
     it, as a slider pushed past the end does (peers such as AttGAN test at 2).
     ``also_strengths`` adds ``swap_accuracy_at`` (strength -> the same table) for others.
     """
-    from .cache import prepared
-    from .data import FaderDataset
-
     run = load_run(run_dir, checkpoint=checkpoint, device=device, with_discriminator=True)
     ae, dis, config = run.autoencoder, run.discriminator, run.model_config
-    data = prepared(run.data_dir, config.image_size, progress=progress)
-    test = FaderDataset(data, "test", config.attribute_names, flip=False)
+    test = run.dataset("test", otherwise="evaluate a run whose data set is on this machine")
     n = len(test) if max_images is None else min(max_images, len(test))
     names = config.attribute_names
 
     clf = clf_index = None
     if classifier_dir is not None:
-        from .classifier import load_classifier
-
         clf = load_classifier(classifier_dir, device)
         if clf.config.image_size != config.image_size:
             raise ValueError(f"the classifier in {classifier_dir} reads {clf.config.image_size} px images, the run "
@@ -93,8 +97,6 @@ def evaluate(run_dir: str | os.PathLike, classifier_dir: str | os.PathLike | Non
             class_hits[j] += torch.bincount(yj[right[:, j]], minlength=a.n_values).float()
         if clf is None:
             continue
-        from .classifier import predict
-
         clf_correct += (predict(clf, x)[:, clf_index] == y).sum(0).float().cpu()
         for j, a in enumerate(config.attributes):
             for target in range(a.n_values):
@@ -102,7 +104,7 @@ def evaluate(run_dir: str | os.PathLike, classifier_dir: str | os.PathLike | Non
                 if not mask.any():
                     continue
                 for s in strengths:
-                    read = predict(clf, ae.decode(z[mask], swap_code(y[mask], j, target, s, config)))
+                    read = predict(clf, ae.decode(z[mask], swapped_attributes(y[mask], j, target, s, config)))
                     swap_hits[s, a.name][target] += float((read[:, clf_index[j]] == target).sum())
                 swap_total[a.name][target] += float(mask.sum())
 
@@ -129,52 +131,166 @@ def evaluate(run_dir: str | os.PathLike, classifier_dir: str | os.PathLike | Non
         if also_strengths:
             result["swap_accuracy_at"] = {f"{s:g}": table(s) for s in also_strengths}
         result["classifier_accuracy"] = {name: float(clf_correct[j]) / n for j, name in enumerate(names)}
-    from .synth import is_synthetic
-
     if is_synthetic(run.data_dir):
         result.update(counterfactual_scores(ae, test, run.data_dir, counterfactual_images, device))
     return result
 
 
-@torch.no_grad()
-def counterfactual_scores(ae: AutoEncoder, test, data_dir, n_images: int, device) -> dict:
-    """PSNR of each single-attribute edit against the synthetic face re-rendered with that
-    attribute flipped (the ground truth no photograph can give)."""
-    from .cache import crop_and_resize
-    from .synth import counterfactual
+# ----------------------------------------------------------------------------- counterfactuals
+def counterfactual_truth(data_dir, test: FaderDataset, index: torch.Tensor, attribute: str,
+                         values: torch.Tensor, device="cpu") -> torch.Tensor:
+    """The true counterfactuals of synthetic test images ``index``: each face re-rendered with
+    ``attribute`` set to its entry of ``values`` (:func:`faderlib.synth.counterfactual`),
+    preprocessed as the cache was, as x (B, 3, S, S) in [-1, 1]."""
+    faces = [crop_and_resize(counterfactual(data_dir, test.prepared.filenames[test.rows[int(i)]],
+                                            {attribute: int(v)}), test.size)
+             for i, v in zip(index.tolist(), values.tolist())]
+    return to_float(np.stack(faces)).to(device)
 
+
+@torch.no_grad()
+def counterfactual_scores(ae: AutoEncoder, test: FaderDataset, data_dir, n_images: int, device) -> dict:
+    """PSNR of each single-attribute edit against the synthetic face re-rendered with that
+    attribute flipped (the ground truth no photograph can give), and of the unedited
+    reconstruction against the same truth."""
     config = ae.config
     n = min(n_images, len(test))
-    x, y = test.batch(torch.arange(n))
+    index = torch.arange(n)
+    x, y = test.batch(index)
     x, y = x.to(device), y.to(device)
     z = ae.encode(x)
     edited_psnr, unedited_psnr = {}, {}
     for j, a in enumerate(config.attributes):
         if not a.is_binary:
             continue
-        y2 = y.clone()
-        y2[:, j] = 1 - y2[:, j]
+        y2 = toggle_attribute(y, j, config)
         edits, recs = ae.decode(z, y2), ae.decode(z, y)
-        truth = torch.from_numpy(np.stack([
-            crop_and_resize(counterfactual(data_dir, test.prepared.filenames[test.rows[i]], {a.name: int(y2[i, j])}),
-                            config.image_size)
-            for i in range(n)
-        ])).float().div(127.5).sub(1).to(device)
+        truth = counterfactual_truth(data_dir, test, index, a.name, y2[:, j], device)
         edited_psnr[a.name] = psnr(float(((edits - truth) ** 2).mean()))
         unedited_psnr[a.name] = psnr(float(((recs - truth) ** 2).mean()))
     return {"counterfactual_psnr": edited_psnr, "counterfactual_psnr_unedited": unedited_psnr}
 
 
-def swap_code(y: torch.Tensor, j: int, target: int, strength: float, config) -> torch.Tensor:
-    """The attributes y with attribute ``j`` set to ``target``: class indices at strength 1;
-    otherwise binary alphas, ``strength`` to add the attribute, ``1 - strength`` to remove it."""
-    if strength == 1.0 or not all(a.is_binary for a in config.attributes):
-        y2 = y.clone()
-        y2[:, j] = target
-        return y2
-    y2 = y.float()
-    y2[:, j] = strength if target == 1 else 1.0 - strength
-    return y2
+@dataclass
+class Counterfactuals:
+    """Test images next to their edits and the truth (:func:`counterfactual_edits`); each
+    tensor (B, 3, S, S) in [-1, 1], PSNRs per image in dB against ``truth``."""
+
+    attribute: str
+    names: list[str]          # file names of the images
+    y: torch.Tensor           # their values of the attribute (B,)
+    y_edit: torch.Tensor      # the values the edits were decoded with (B,)
+    x: torch.Tensor
+    reconstruction: torch.Tensor
+    edit: torch.Tensor
+    truth: torch.Tensor
+    psnr_reconstruction: list[float]
+    psnr_edit: list[float]
+
+
+@torch.no_grad()
+def counterfactual_edits(run: Run, attribute: str, n: int = 4, start: int = 0) -> Counterfactuals | None:
+    """For synthetic test images ``start..start+n-1``: the original x, the reconstruction
+    D(z, y), the edit D(z, y') with ``attribute`` flipped, the truth (the face re-rendered
+    with it flipped), and the PSNR of the reconstruction and of the edit against the truth.
+    Both went through the decoder (the same blur), so a good edit is closer to the truth than
+    the reconstruction. None for a run trained on photographs (no truth exists)."""
+    if not is_synthetic(run.data_dir):
+        return None
+    config = run.model_config
+    j = config.attribute_names.index(attribute)
+    test = run.dataset("test")
+    index = torch.arange(start, min(start + n, len(test)))
+    x, y = test.batch(index)
+    ae = run.autoencoder.eval()
+    z = ae.encode(x)
+    y2 = toggle_attribute(y, j, config)
+    recon, edit = ae.decode(z, y), ae.decode(z, y2)
+    truth = counterfactual_truth(run.data_dir, test, index, attribute, y2[:, j])
+    per_image = [(psnr(float(((recon[r] - truth[r]) ** 2).mean())), psnr(float(((edit[r] - truth[r]) ** 2).mean())))
+                 for r in range(len(index))]
+    return Counterfactuals(attribute, [test.prepared.filenames[test.rows[int(i)]] for i in index], y[:, j],
+                           y2[:, j], x, recon, edit, truth, [p for p, _ in per_image], [p for _, p in per_image])
+
+
+# ----------------------------------------------------------------------------- failure cases
+@dataclass
+class SwapFailures:
+    """Edits the classifier does not read as their target (:func:`swap_failures`), worst first."""
+
+    attribute: str
+    target: int
+    tried: int                # images edited
+    failed: int               # of those, not read as the target
+    x: torch.Tensor           # the worst failures' originals (k, 3, S, S)
+    edits: torch.Tensor       # and their edits
+    probability: list[float]  # the classifier's probability of the target, per failure shown
+
+
+@torch.no_grad()
+def swap_failures(run: Run, classifier_dir: str | os.PathLike, attribute: str, target: int = 1, n: int = 6,
+                  max_images: int = 512) -> SwapFailures:
+    """Among the first ``max_images`` test images whose ``attribute`` is not ``target``, the
+    edits to ``target`` that the classifier does not read as ``target`` (probability < 0.5),
+    the ``n`` worst kept."""
+    config = run.model_config
+    j = config.attribute_names.index(attribute)
+    clf = load_classifier(classifier_dir)
+    cj = clf.config.attribute_names.index(attribute)
+    block = clf.config.attribute_blocks[cj]
+    test = run.dataset("test")
+    x, y = test.batch(torch.arange(min(max_images, len(test))))
+    keep = y[:, j] != target
+    x, y = x[keep], y[keep]
+    ae = run.autoencoder.eval()
+    y2 = set_attribute(y, j, target)
+    edits = torch.cat([ae.decode(ae.encode(x[s:s + 128]), y2[s:s + 128]) for s in range(0, len(x), 128)]) \
+        if len(x) else x
+    probs = torch.cat([clf(edits[s:s + 128])[:, block].softmax(1)[:, target]
+                       for s in range(0, len(edits), 128)]) if len(edits) else torch.zeros(0)
+    failed = torch.nonzero(probs < 0.5).flatten()
+    worst = failed[torch.argsort(probs[failed])][:n]
+    return SwapFailures(attribute, target, len(probs), len(failed), x[worst], edits[worst], probs[worst].tolist())
+
+
+# ----------------------------------------------------------------------------- tables
+def swap_table(result: dict) -> pd.DataFrame:
+    """Swap accuracy by direction, one row per attribute: removing (images with the
+    attribute, decoded with y = 0), adding (images without it, decoded with y = 1), and the
+    classifier's own test accuracy, the ceiling of both."""
+    rows = {}
+    for name, swap in result["swap_accuracy"].items():
+        row = {}
+        if set(swap) == {"0", "1"}:
+            row["remove (1 -> 0)"], row["add (0 -> 1)"] = swap["0"], swap["1"]
+        else:
+            row.update({f"-> {k}": v for k, v in swap.items()})
+        row["classifier accuracy"] = result["classifier_accuracy"][name]
+        rows[name] = row
+    table = pd.DataFrame(rows).T.astype(float).round(3)
+    table.index.name = "attribute"
+    return table
+
+
+def compare_results(results: Mapping[str, dict]) -> pd.DataFrame:
+    """Evaluations (:func:`evaluate`) side by side, one column per run: reconstruction PSNR,
+    then per attribute the swap accuracy in each direction, the latent discriminator's
+    accuracy against the majority rate, and the counterfactual PSNR."""
+    columns = {}
+    for label, r in results.items():
+        col = {"reconstruction PSNR (dB)": r["reconstruction"]["psnr"]}
+        for name, d in r["latent_discriminator"].items():
+            swap = r.get("swap_accuracy", {}).get(name, {})
+            if swap:
+                col[f"{name}: swap 0 -> 1 (add)"] = swap.get("1")
+                col[f"{name}: swap 1 -> 0 (remove)"] = swap.get("0")
+            col[f"{name}: discriminator accuracy"] = d["accuracy"]
+            col[f"{name}: majority rate"] = d["majority_rate"]
+            if name in r.get("counterfactual_psnr", {}):
+                col[f"{name}: counterfactual PSNR (dB)"] = r["counterfactual_psnr"][name]
+        columns[label] = col
+    table = pd.DataFrame(columns)
+    return table.astype(float).round(3)
 
 
 def format_report(result: dict) -> str:

@@ -1,4 +1,4 @@
-"""Interpolation grids: one attribute swept beyond [0, 1] (REFERENCE.md section 4).
+"""Interpolation grids: one attribute swept beyond [0, 1] (docs/paper_notes.md, section 5).
 
 z = E(x) is computed once per image; the decoder then gets, for each alpha, the code
 ``[1 - alpha, alpha]`` for the swept attribute and the image's true values for the
@@ -19,12 +19,11 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
-from .data import to_uint8
-from .edit import check_changes, code_for
-from .models import AutoEncoder
-from .visual import evaluating
+from .models import AutoEncoder, check_changes, code_for
+from .runs import Run, load_run
+from .visual import evaluating, tile, write
 
 #: The default sweep: below 0, the two training values, between, and beyond 1.
 DEFAULT_ALPHAS = (-1.0, 0.0, 0.5, 1.0, 2.0)
@@ -52,29 +51,7 @@ def parse_alphas(text: str) -> list[float]:
     return alphas
 
 
-def split_images(run, n: int = 6, start: int = 0, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
-    """Images ``start..start+n-1`` of a split of the run's data set (no flips):
-    x (n, 3, S, S) in [-1, 1], y (n, n_attr) class indices."""
-    from .cache import prepared
-    from .data import FaderDataset
-
-    config = run.model_config
-    try:
-        data = prepared(run.data_dir, config.image_size, progress=False)
-    except Exception as e:
-        raise FileNotFoundError(
-            f"cannot read the run's data set {run.data_dir!r} at {config.image_size} px ({e}); "
-            "pass the images yourself (x=..., y=...), or recreate the data (`fader synth DIR`)") from None
-    test = FaderDataset(data, split, config.attribute_names, flip=False)
-    if not 0 <= start < len(test):
-        raise IndexError(f"image index {start} is out of range: the {split} split has {len(test)} images "
-                         f"(0..{len(test) - 1})")
-    return test.batch(torch.arange(start, min(start + n, len(test))))
-
-
 def _autoencoder_and_run(model, checkpoint: str = "last.pt"):
-    from .runs import Run, load_run
-
     if isinstance(model, AutoEncoder):
         return model, None
     run = model if isinstance(model, Run) else load_run(model, checkpoint)
@@ -110,42 +87,13 @@ def _images(ae, run, x, y, n: int, start: int):
         if run is None:
             raise ValueError("give images x and attributes y, or a run (or run folder) to take them from "
                              "its test split")
-        return split_images(run, n, start)
+        return run.images(n, start)
     x = x if x.dim() == 4 else x[None]
     if y is None:
         raise ValueError("with images x, give their attributes y (batch, n_attr) too")
     y = torch.as_tensor(y)
     y = y if y.dim() == 2 else y[None]
     return x, y
-
-
-def _font(size: int):
-    return ImageFont.load_default(size=size)
-
-
-def _fit(draw: ImageDraw.ImageDraw, text: str, width: int):
-    """A font small enough for ``text`` to fit ``width`` (down to 7 px), else the text cut short."""
-    for size in (11, 10, 9, 8, 7):
-        font = _font(size)
-        if draw.textlength(text, font=font) <= width - 2:
-            return text, font
-    while len(text) > 1 and draw.textlength(text + "…", font=font) > width - 2:
-        text = text[:-1]
-    return text + "…", font
-
-
-def _write(draw, text: str, box: tuple[int, int, int, int]) -> None:
-    """``text`` centred in ``box`` (left, top, right, bottom)."""
-    left, top, right, bottom = box
-    text, font = _fit(draw, text, right - left)
-    w = draw.textlength(text, font=font)
-    draw.text(((left + right - w) / 2, (top + bottom) / 2), text, fill="black", font=font, anchor="lm")
-
-
-def _cells(images: torch.Tensor, scale: int) -> np.ndarray:
-    """(B, 3, S, S) in [-1, 1] -> (B, S*scale, S*scale, 3) uint8, enlarged by pixel repetition."""
-    a = to_uint8(images)
-    return a.repeat(scale, axis=1).repeat(scale, axis=2) if scale > 1 else a
 
 
 def _scale(size: int, scale: int | None) -> int:
@@ -180,23 +128,14 @@ def interpolation_grid(model, x: torch.Tensor | None = None, y: torch.Tensor | N
         columns = [x, ae.decoder(z, code_for(config, y).to(device))]
         columns += [ae.decoder(z, code_for(config, y, {j: a}).to(device)) for a in alphas]
     k = _scale(x.shape[-1], scale)
-    cells = [_cells(c, k) for c in columns]
-    cell = cells[0].shape[1]
-    rows, cols = x.shape[0], len(columns)
-    header = 2 * LINE
-    canvas = np.full((header + rows * (cell + pad) + pad, cols * (cell + pad) + pad, 3), 255, np.uint8)
-    for i in range(rows):
-        for c in range(cols):
-            top, left = header + pad + i * (cell + pad), pad + c * (cell + pad)
-            canvas[top:top + cell, left:left + cell] = cells[c][i]
-    out = Image.fromarray(canvas)
-    draw = ImageDraw.Draw(out)
+    cell = x.shape[-1] * k
+    out = tile([[c[i] for c in columns] for i in range(x.shape[0])], pad, scale=k, top=2 * LINE)
     first = pad + 2 * (cell + pad)
-    _write(draw, f"{name}, alpha =", (first, 0, out.width - pad, LINE))
+    write(out, f"{name}, alpha =", (first, 0, out.width - pad, LINE))
     labels = ["original", "reconstr."] + [f"{a:g}" for a in alphas]
     for c, text in enumerate(labels):
         left = pad + c * (cell + pad)
-        _write(draw, text, (left, LINE, left + cell, 2 * LINE))
+        write(out, text, (left, LINE, left + cell, 2 * LINE))
     return out
 
 
@@ -229,25 +168,19 @@ def interpolation_grid_2d(model, attribute: str, attribute2: str, alphas: Sequen
         codes = torch.cat([code_for(config, y, {j1: a1, j2: a2}) for a2 in alphas2 for a1 in alphas]).to(device)
         grid = ae.decoder(z.expand(len(codes), -1, -1, -1), codes)
     k = _scale(x.shape[-1], scale)
-    cells = _cells(grid, k)
-    cell = cells.shape[1]
-    header, left0 = 2 * LINE, cell + pad
-    n_rows, n_cols = len(alphas2), len(alphas)
-    canvas = np.full((header + n_rows * (cell + pad) + pad, left0 + n_cols * (cell + pad) + pad, 3), 255, np.uint8)
-    for r in range(n_rows):
-        for c in range(n_cols):
-            top, left = header + pad + r * (cell + pad), left0 + pad + c * (cell + pad)
-            canvas[top:top + cell, left:left + cell] = cells[r * n_cols + c]
-    out = Image.fromarray(canvas)
-    draw = ImageDraw.Draw(out)
-    _write(draw, f"{names[j1]}, alpha =", (left0 + pad, 0, out.width - pad, LINE))
-    _write(draw, f"{names[j2]} =", (pad, LINE, left0, 2 * LINE))
+    cell = x.shape[-1] * k
+    n_cols = len(alphas)
+    left0 = cell + pad  # a column of row labels, one cell wide
+    out = tile([list(grid[r * n_cols:(r + 1) * n_cols]) for r in range(len(alphas2))], pad, scale=k,
+               top=2 * LINE, left=left0)
+    write(out, f"{names[j1]}, alpha =", (left0 + pad, 0, out.width - pad, LINE))
+    write(out, f"{names[j2]} =", (pad, LINE, left0, 2 * LINE))
     for c, a in enumerate(alphas):
         left = left0 + pad + c * (cell + pad)
-        _write(draw, f"{a:g}", (left, LINE, left + cell, 2 * LINE))
+        write(out, f"{a:g}", (left, LINE, left + cell, 2 * LINE))
     for r, a in enumerate(alphas2):
-        top = header + pad + r * (cell + pad)
-        _write(draw, f"{a:g}", (pad, top, left0, top + cell))
+        top = 2 * LINE + pad + r * (cell + pad)
+        write(out, f"{a:g}", (pad, top, left0, top + cell))
     return out
 
 

@@ -1,7 +1,10 @@
-"""The three losses of a Fader Network and the lambda_E schedule (paper section 3).
+"""The three losses of a Fader Network and the lambda_E schedule (paper, section 3;
+docs/paper_notes.md, section 1).
 
 With the encoder E, decoder D and latent discriminator P (parameters theta_enc,
-theta_dec, theta_dis), over a batch of images x with attributes y:
+theta_dec, theta_dis), over a batch of images x with attributes y (the numbers (1) to (3)
+are the kit's, used in the code and the notebooks; docs/paper_notes.md says how they relate
+to the paper's):
 
 * equation (1), the discriminator's objective: P learns to predict y from z = E(x),
   ``L_dis = -log p_P(y | E(x))``, summed over attributes: :func:`discriminator_loss`;
@@ -31,21 +34,14 @@ def attribute_cross_entropy(logits: torch.Tensor, y: torch.Tensor, config: Model
     """Cross-entropy of each attribute's block of logits against the class indices y,
     averaged over the batch and *summed* over attributes."""
     loss = logits.new_zeros(())
-    start = 0
-    for j, attr in enumerate(config.attributes):
-        block = logits[:, start:start + attr.n_values]
-        loss = loss + F.cross_entropy(block, y[:, j].long())
-        start += attr.n_values
+    for j, block in enumerate(config.attribute_blocks):
+        loss = loss + F.cross_entropy(logits[:, block], y[:, j].long())
     return loss
 
 
 def predict_classes(logits: torch.Tensor, config: ModelConfig) -> torch.Tensor:
     """The most likely value of each attribute, (batch, n_attr), from blocks of logits."""
-    out, start = [], 0
-    for attr in config.attributes:
-        out.append(logits[:, start:start + attr.n_values].argmax(1))
-        start += attr.n_values
-    return torch.stack(out, dim=1)
+    return torch.stack([logits[:, block].argmax(1) for block in config.attribute_blocks], dim=1)
 
 
 def correct_counts(logits: torch.Tensor, y: torch.Tensor, config: ModelConfig) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The networks of a Fader Network (Lample et al. 2017, section 3; REFERENCE.md section 1).
+"""The networks of a Fader Network (Lample et al. 2017, section 3; docs/paper_notes.md, section 2).
 
 Notation of the paper: an image x, its attributes y, the encoder E, the latent code
 z = E(x), the decoder D that rebuilds x_hat = D(z, y), and the latent discriminator P that
@@ -7,16 +7,21 @@ stride 2, padding 1), each halving the image side.
 
 The parameter counts equal those of the reference implementation (tested in
 ``tests/test_models.py``).
+
+The attribute code comes first: how y enters the decoder (``[1 - y, y]`` per binary
+attribute), and the few ways the kit changes y to edit, sweep or swap an attribute.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Mapping
 
 import torch
 from torch import nn
 
 from .config import ModelConfig
+from .errors import did_you_mean
 
 
 def _norm(config: ModelConfig, channels: int) -> nn.Module:
@@ -66,6 +71,11 @@ def decoder_layer(config: ModelConfig, i: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+# ----------------------------------------------------------------------------- the attribute code
+#: Largest |alpha| accepted for a binary attribute (the reference went up to 10, for age).
+MAX_ALPHA = 10.0
+
+
 def attribute_code(y: torch.Tensor, config: ModelConfig) -> torch.Tensor:
     """Turn attribute values into the decoder's attribute code.
 
@@ -73,7 +83,7 @@ def attribute_code(y: torch.Tensor, config: ModelConfig) -> torch.Tensor:
       y becomes ``[1 - y, y]``, a K-valued one K channels;
     * a floating tensor (bs, n_attr) is allowed when all attributes are binary: each value
       alpha becomes ``[1 - alpha, alpha]``. This is how the sliders reach beyond [0, 1]
-      (REFERENCE.md section 4);
+      (docs/paper_notes.md, section 5);
     * a floating tensor (bs, n_attr_channels) is taken as the code itself.
     """
     n_attr, n_ch = len(config.attributes), config.n_attr_channels
@@ -94,6 +104,85 @@ def attribute_code(y: torch.Tensor, config: ModelConfig) -> torch.Tensor:
     )
 
 
+def code_for(config: ModelConfig, y: torch.Tensor, changes: Mapping[int | str, float] | None = None) -> torch.Tensor:
+    """The decoder's attribute code (B, n_attr_channels) for class indices ``y`` (B, n_attr),
+    with ``changes`` ``{attribute (index or name): value}`` applied: a binary attribute
+    becomes ``[1 - alpha, alpha]`` (any real alpha: 0 absent, 1 present, beyond exaggerates),
+    a categorical one the one-hot of its integer value. Attributes not changed keep their
+    values in ``y``. This is what a slider, a sweep and an edit feed the decoder."""
+    y = torch.as_tensor(y)
+    if y.dim() == 1:
+        y = y[None]
+    code = attribute_code(y.long(), config).clone()
+    blocks = config.attribute_blocks
+    for key, v in (changes or {}).items():
+        j = config.attribute_names.index(key) if isinstance(key, str) else int(key)
+        attr, s = config.attributes[j], blocks[j].start
+        if attr.is_binary:
+            code[:, s] = 1.0 - float(v)
+            code[:, s + 1] = float(v)
+        else:
+            code[:, blocks[j]] = 0.0
+            code[:, s + int(v)] = 1.0
+    return code
+
+
+def set_attribute(y: torch.Tensor, j: int, value: int | torch.Tensor) -> torch.Tensor:
+    """A copy of the class indices ``y`` (B, n_attr) with attribute ``j`` set to ``value``."""
+    y2 = y.clone()
+    y2[:, j] = value
+    return y2
+
+
+def toggle_attribute(y: torch.Tensor, j: int, config: ModelConfig) -> torch.Tensor:
+    """A copy of ``y`` with attribute ``j`` changed to its next value: ``1 - y`` for a binary
+    attribute, ``(y + 1) mod K`` for a K-valued one (the edit a sample grid shows)."""
+    return set_attribute(y, j, (y[:, j] + 1) % config.attributes[j].n_values)
+
+
+def swapped_attributes(y: torch.Tensor, j: int, target: int, strength: float, config: ModelConfig) -> torch.Tensor:
+    """The attributes y with attribute ``j`` set to ``target``, as the swap evaluation decodes them:
+    class indices at strength 1 (the paper's protocol); otherwise binary alphas, ``strength``
+    to add the attribute and ``1 - strength`` to remove it (1.5: the slider pushed past the end)."""
+    if strength == 1.0 or not all(a.is_binary for a in config.attributes):
+        return set_attribute(y, j, target)
+    y2 = y.float()
+    y2[:, j] = strength if target == 1 else 1.0 - strength
+    return y2
+
+
+def check_changes(config: ModelConfig, changes: Mapping[str, float]) -> dict[int, float]:
+    """Validate ``{name: value}`` against the model's attributes; returns ``{attribute index: value}``.
+
+    Binary attributes take a real alpha with |alpha| <= :data:`MAX_ALPHA`; a categorical
+    attribute with K values takes an integer 0..K-1.
+    """
+    names = config.attribute_names
+    out: dict[int, float] = {}
+    for name, value in changes.items():
+        if name not in names:
+            raise ValueError(f"unknown attribute {name!r}: this model knows {', '.join(names)}."
+                             f"{did_you_mean(str(name), names)}")
+        attr = config.attributes[names.index(name)]
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}={value!r}: expected a number") from None
+        if not math.isfinite(v):
+            raise ValueError(f"{name}={value!r}: expected a finite number")
+        if attr.is_binary:
+            if abs(v) > MAX_ALPHA:
+                raise ValueError(
+                    f"{name}={v:g} is out of range: alpha must lie in [-{MAX_ALPHA:g}, {MAX_ALPHA:g}] "
+                    "(0 = absent, 1 = present; 2 already exaggerates strongly, the reference used up to 10 for age)")
+        elif v != int(v) or not 0 <= v < attr.n_values:
+            raise ValueError(f"{name} is categorical with {attr.n_values} values: expected an integer "
+                             f"0..{attr.n_values - 1}, got {v:g}")
+        out[names.index(name)] = v
+    return out
+
+
+# ----------------------------------------------------------------------------- the networks
 class Encoder(nn.Module):
     """E: x (bs, 3, S, S) -> z (bs, C, S / 2**n_layers, S / 2**n_layers)."""
 

@@ -1,18 +1,15 @@
-"""The live slider app: move an attribute, watch the face change (REFERENCE.md section 4).
+"""The live slider app: move an attribute, watch the face change (docs/paper_notes.md, section 5).
 
 The chosen image is encoded once, z = E(x); a slider move only reruns the decoder
 D(z, y_alpha), with ``[1 - alpha, alpha]`` for each binary attribute, so the sliders reach
-beyond [0, 1] (REFERENCE.md section 4). In a notebook::
+beyond [0, 1]. In a notebook::
 
     from faderlib.sliders import SliderApp
     SliderApp.from_run_dir("runs/demo/fader")
 
-Two pieces:
-
-* :class:`FastDecoder`: the same D(z, y), computed faster for one image and many y (the
-  numbers equal the plain decoder's to 1e-5; ``tests/test_sliders.py``);
-* :class:`SliderApp`: ipywidgets 8 only (no JavaScript of ours), so it runs in
-  JupyterLab and Voila.
+:class:`SliderApp` uses ipywidgets 8 only (no JavaScript of ours), so it runs in JupyterLab
+and Voila; it decodes with :class:`faderlib.fastdecoder.FastDecoder`, the same D(z, y)
+computed faster for one image and many y.
 
 How fast drags are coalesced (``throttle=True``, the default): a slider move only
 records the newest values and wakes a worker thread; the worker decodes whatever is
@@ -30,153 +27,20 @@ import random
 import threading
 import time
 import traceback
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image as PILImage
-from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from .classifier import load_classifier, read_attributes
 from .config import ModelConfig
-from .edit import code_for, domain_notes, predicted_attributes, prepare_photo, read_image
-from .models import Decoder
-
-# ------------------------------------------------------------------ fast decoder
-
-
-@dataclass
-class _Layer:
-    kind: str               # "gemm" (matrix product + col2im) or "convT" (oneDNN transposed convolution)
-    n_h: int                # channels of h (the attribute code adds n_attr_channels more)
-    w: torch.Tensor         # BatchNorm-folded weight (C_in, C_out, 4, 4)
-    w_h: torch.Tensor       # (C_out*16, n_h): the weight as a matrix, for h
-    w_c: torch.Tensor       # (n_attr_channels, C_out*16): the same, for the code
-    bias: torch.Tensor      # (C_out,) the folded BatchNorm shift
-    last: bool              # tanh instead of ReLU
-
-
-@dataclass
-class Latent:
-    """What :meth:`FastDecoder.prepare` keeps of one z: z itself and the part of the first
-    layer that does not depend on y."""
-
-    z: torch.Tensor
-    first: torch.Tensor | None
-
-
-class FastDecoder:
-    """D(z, y) of an eval-mode :class:`~faderlib.models.Decoder`, for one z and many y.
-
-    Same numbers as ``decoder(z, code)`` (to float rounding), computed differently:
-
-    1. BatchNorm folded into the transposed convolution before it (eval statistics are
-       constants): W' = W * gamma / sqrt(var + eps), b' = beta - mean * gamma / sqrt(var + eps);
-    2. the first layer is split: ConvT(cat(z, c)) = ConvT_z(z) + ConvT_c(c). The z part
-       is computed once per image (:meth:`prepare`): it is the layer that reads the most
-       weights (17 MB at 256 px) for the least work;
-    3. layers on small inputs (8x8 and below) and the last one (3 output channels) run as
-       one matrix product and a col2im (``F.fold``), where the attribute code becomes a
-       bias of the product instead of channels concatenated to h; the other layers use
-       PyTorch's transposed convolution;
-    4. :meth:`decode` runs under ``torch.inference_mode``.
-
-    The weights are copied when it is built: rebuild it after training further.
-    Configurations other than transposed convolutions with BatchNorm (InstanceNorm,
-    upsampling, pixel shuffle) fall back to the plain decoder.
-    """
-
-    def __init__(self, decoder: Decoder):
-        self.decoder = decoder
-        self.config: ModelConfig = decoder.config
-        self.fast = self.supports(self.config)
-        self.layers: list[_Layer] = []
-        if not self.fast:
-            return
-        n_c = self.config.n_attr_channels
-        with torch.no_grad():
-            for seq in decoder.layers:
-                conv = seq[0]
-                bn = next((m for m in seq if isinstance(m, nn.BatchNorm2d)), None)
-                if bn is not None:
-                    conv = fuse_conv_bn_eval(conv.eval(), bn.eval(), transpose=True)
-                w = conv.weight.detach().clone()
-                n_in, n_out = w.shape[:2]
-                bias = conv.bias.detach().clone() if conv.bias is not None else torch.zeros(n_out)
-                w_mat = w.reshape(n_in, n_out * 16)
-                self.layers.append(_Layer("convT", n_in - n_c, w, w_mat[:n_in - n_c].t().contiguous(),
-                                          w_mat[n_in - n_c:].contiguous(), bias, bn is None))
-        # First layer, code part: ConvT_c(c) is linear in c; keep one map per code channel.
-        first, side = self.layers[0], self.config.latent_shape[1]
-        n_out = first.w.shape[1]
-        cols = first.w_c[:, :, None].expand(-1, -1, side * side)
-        self._first_code_maps = F.fold(cols, (2 * side, 2 * side), 4, stride=2, padding=1).reshape(n_c, -1)
-        for i, layer in enumerate(self.layers):
-            side_in = side * 2 ** i
-            if i > 0 and (side_in * side_in <= 64 or layer.w.shape[1] < 8):
-                layer.kind = "gemm"
-        self._first_shape = (n_out, 2 * side, 2 * side)
-
-    @staticmethod
-    def supports(config: ModelConfig) -> bool:
-        """Whether the fast path applies (else :meth:`decode` is the plain decoder)."""
-        return config.upsampling == "convtranspose" and not config.instance_norm
-
-    @torch.inference_mode()
-    def prepare(self, z: torch.Tensor) -> Latent:
-        """Keep z = E(x) and the first layer's z part, ConvT_z(z) + b (done once per image)."""
-        if not self.fast:
-            return Latent(z, None)
-        first = self.layers[0]
-        b, _, h, w = z.shape
-        cols = torch.matmul(first.w_h, z.reshape(b, first.n_h, h * w))
-        out = F.fold(cols, (2 * h, 2 * w), 4, stride=2, padding=1)
-        return Latent(z, out.add_(first.bias[None, :, None, None]))
-
-    @torch.inference_mode()
-    def decode(self, latent: Latent | torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-        """x_hat = D(z, code): (B, 3, S, S) in [-1, 1]; ``code`` (B, n_attr_channels), see
-        :func:`faderlib.edit.code_for`."""
-        if not isinstance(latent, Latent):
-            latent = self.prepare(latent)
-        code = code.to(latent.z.dtype)
-        if not self.fast:
-            return self.decoder(latent.z, code)
-        first = latent.first
-        code_part = (code @ self._first_code_maps).reshape(code.shape[0], *self._first_shape)
-        h = (first + code_part).relu_()
-        for layer in self.layers[1:]:
-            b, _, side, _ = h.shape
-            if layer.kind == "gemm":
-                bias_cols = code @ layer.w_c  # the code as a bias of the product (B, C_out*16)
-                flat = h.reshape(b, layer.n_h, side * side)
-                if b == 1:
-                    cols = torch.addmm(bias_cols[0, :, None], layer.w_h, flat[0])[None]
-                else:
-                    cols = torch.baddbmm(bias_cols[:, :, None], layer.w_h.expand(b, -1, -1), flat)
-                out = F.fold(cols, (2 * side, 2 * side), 4, stride=2, padding=1)
-                out.add_(layer.bias[None, :, None, None])
-            else:
-                inp = torch.cat([h, code[:, :, None, None].expand(-1, -1, side, side)], dim=1)
-                out = F.conv_transpose2d(inp, layer.w, layer.bias, stride=2, padding=1)
-            h = out.tanh_() if layer.last else out.relu_()
-        return h
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Run the block with ``n`` intra-op threads (None: leave as is), then restore."""
-    old = torch.get_num_threads()
-    if n is None or n == old:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+from .devices import torch_threads
+from .edit import domain_notes
+from .fastdecoder import FastDecoder, Latent
+from .images import prepare_photo, read_image, to_uint8
+from .models import code_for
+from .runs import Run, load_run
 
 
 def encode_image(pixels: np.ndarray, fmt: str = "jpeg", quality: int = 90) -> bytes:
@@ -190,13 +54,6 @@ def encode_image(pixels: np.ndarray, fmt: str = "jpeg", quality: int = 90) -> by
     else:
         raise ValueError(f"unknown image format {fmt!r}; choose 'jpeg' or 'png'")
     return buf.getvalue()
-
-
-def to_pixels(x: torch.Tensor) -> np.ndarray:
-    """One image (3, S, S) or (1, 3, S, S) in [-1, 1] -> (S, S, 3) uint8."""
-    from .data import to_uint8
-
-    return to_uint8(x[0] if x.dim() == 4 else x)
 
 
 # ---------------------------------------------------------------------- the app
@@ -231,9 +88,7 @@ class SliderApp:
                  alpha_range: tuple[float, float] = (-1.0, 2.0), step: float = 0.05, throttle: bool = True,
                  classifier=None, image_format: str = "jpeg", display_px: int = 192, threads: int | None = 1,
                  checkpoint: str = "last.pt", dataset=None):
-        import ipywidgets as w
-
-        from .runs import Run, load_run
+        import ipywidgets as w  # here, not at the top: `import faderlib.sliders` should not load Jupyter
 
         self.run = run if isinstance(run, Run) else load_run(run, checkpoint)
         self.config: ModelConfig = self.run.model_config
@@ -314,8 +169,6 @@ class SliderApp:
     @classmethod
     def from_run_dir(cls, run_dir, checkpoint: str = "last.pt", **kwargs) -> "SliderApp":
         """``SliderApp.from_run_dir("runs/demo/fader")``: load the run, build the app."""
-        from .runs import load_run
-
         return cls(load_run(run_dir, checkpoint), **kwargs)
 
     # ---------------------------------------------------------------- display
@@ -323,7 +176,7 @@ class SliderApp:
         return self.widget._repr_mimebundle_(**kwargs)
 
     def _ipython_display_(self):
-        from IPython.display import display
+        from IPython.display import display  # Jupyter: loaded only when a notebook shows the app
 
         display(self.widget)
 
@@ -332,16 +185,7 @@ class SliderApp:
     def dataset(self):
         """The run's data set split, opened on first use."""
         if self._dataset is None:
-            from .cache import prepared
-            from .data import FaderDataset
-
-            try:
-                data = prepared(self.run.data_dir, self.config.image_size, progress=False)
-            except Exception as e:
-                raise FileNotFoundError(
-                    f"cannot open the run's data set {self.run.data_dir!r} ({e}); upload a photo instead, "
-                    "or recreate the data (`fader synth DIR`)") from None
-            self._dataset = FaderDataset(data, self.split, self.config.attribute_names, flip=False)
+            self._dataset = self.run.dataset(self.split, otherwise="upload a photo instead")
         return self._dataset
 
     def select(self, index: int) -> None:
@@ -371,10 +215,8 @@ class SliderApp:
         x, used = prepare_photo(pil, self.config.image_size, crop)
         if self.classifier is not None:
             if isinstance(self.classifier, (str, os.PathLike)):
-                from .classifier import load_classifier
-
                 self.classifier = load_classifier(self.classifier)  # once
-            y = predicted_attributes(self.classifier, x, self.config)
+            y = read_attributes(self.classifier, x, self.config)
         else:
             y = torch.zeros(1, len(self.config.attributes), dtype=torch.long)
         label = name or (str(image) if isinstance(image, (str, os.PathLike)) else "uploaded photo")
@@ -414,8 +256,8 @@ class SliderApp:
         x = x.to(self.device)
         with torch_threads(self.threads), torch.inference_mode():
             latent = self.fast.prepare(self.ae.encode(x))
-            recon = to_pixels(self.fast.decode(latent, code_for(self.config, y).to(self.device)))
-            original = to_pixels(x)
+            recon = to_uint8(self.fast.decode(latent, code_for(self.config, y).to(self.device))[0])
+            original = to_uint8(x[0])
         self.encode_count += 1
         with self._cv:
             self._image_id += 1
@@ -479,7 +321,7 @@ class SliderApp:
     def _show(self, image_id: int, latent: Latent, code: torch.Tensor) -> None:
         t0 = time.perf_counter()
         with torch_threads(self.threads):  # element-wise work too: see ``threads`` in the class docstring
-            pixels = to_pixels(self.fast.decode(latent, code))
+            pixels = to_uint8(self.fast.decode(latent, code)[0])
         t1 = time.perf_counter()
         data = encode_image(pixels, self.image_format)
         t2 = time.perf_counter()

@@ -1,7 +1,19 @@
-"""Layer-by-layer tables of the networks, and their parameter counts (``fader summary``)."""
+"""The networks in tables: layer by layer with shapes and parameter counts (``fader summary``),
+how y enters each decoder layer, which network a loss's gradient reaches, and a rough
+memory budget of training.
+
+The layer table and the gradient table are measured on the networks the code builds (a dummy
+forward pass, a real backward pass), so they cannot disagree with the code; the decoder's
+inputs are computed from the configuration and tested against the built decoder.
+"""
 
 from __future__ import annotations
 
+import math
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -114,3 +126,79 @@ def format_table(config: ModelConfig) -> str:
         lines.append(f"{'total ' + network:>{len(header) - 13}}  {counts[network]:>11,}")
     lines += ["", f"autoencoder (encoder + decoder): {counts['autoencoder']:,} parameters"]
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- y in the decoder, gradients, memory
+def decoder_inputs(config: ModelConfig) -> pd.DataFrame:
+    """How y enters every decoder layer: for each layer, the feature channels coming from z
+    (or the layer before), the attribute channels concatenated to them, their sum (the
+    layer's input channels) and the output channels, with the spatial sides."""
+    side = config.latent_shape[1]
+    rows = []
+    for k, i in enumerate(reversed(range(config.n_layers))):
+        features = config.channels(i)
+        out = config.img_channels if i == 0 else config.channels(i - 1)
+        rows.append({
+            "layer": f"layers.{k}",
+            "input side": f"{side}x{side}",
+            "features": features,
+            "attribute code": config.n_attr_channels,
+            "input channels": features + config.n_attr_channels,
+            "output channels": out,
+            "output side": f"{2 * side}x{2 * side}",
+        })
+        side *= 2
+    return pd.DataFrame(rows).set_index("layer")
+
+
+def gradient_table(loss: torch.Tensor, modules: Mapping[str, nn.Module], retain_graph: bool = True) -> pd.DataFrame:
+    """Which networks a loss's gradient reaches: backpropagate ``loss`` alone and count, per
+    module, the parameter tensors that got a non-zero gradient, and the gradient's norm.
+
+    Gradients are cleared before and after (``.grad = None``), so the table shows this loss
+    only and nothing leaks into a later optimiser step. ``retain_graph`` keeps the graph,
+    so several losses of one forward pass can be examined in turn.
+    """
+    params = {name: [p for p in m.parameters()] for name, m in modules.items()}
+    for ps in params.values():
+        for p in ps:
+            p.grad = None
+    loss.backward(retain_graph=retain_graph)
+    rows = {}
+    for name, ps in params.items():
+        grads = [p.grad for p in ps if p.grad is not None]
+        reached = sum(1 for g in grads if bool(g.abs().sum() > 0))
+        norm = math.sqrt(sum(float(g.double().pow(2).sum()) for g in grads)) if grads else 0.0
+        rows[name] = {"parameter tensors": len(ps), "reached by the gradient": reached, "gradient norm": norm}
+        for p in ps:
+            p.grad = None
+    table = pd.DataFrame(rows).T.astype({"parameter tensors": int, "reached by the gradient": int})
+    table.index.name = "network"
+    return table
+
+
+def memory_estimate(config: ModelConfig, batch_size: int = 32) -> pd.DataFrame:
+    """A rough GPU memory budget of training, in MiB (an estimate, not a measurement).
+
+    * parameters: weights, gradients and Adam's two moments, 4 float32 copies, for the
+      autoencoder and the latent discriminator;
+    * activations: autograd keeps about three tensors per layer (the convolution's output,
+      the normalised one, the activation) for the batch of the autoencoder step, which runs
+      E, D and P; the discriminator step's are smaller (P only).
+
+    CUDA's context (300-500 MiB) and the allocator's slack come on top.
+    """
+    counts = parameter_counts(config)
+    rows = layer_table(config)
+    per_image = sum(int(np.prod(r["output"])) for r in rows if r["network"] in ("encoder", "decoder",
+                                                                                  "latent_discriminator"))
+    mib = 2 ** 20
+    params = counts["autoencoder"] + counts["latent_discriminator"]
+    table = pd.DataFrame({
+        "parameters": {"autoencoder + latent discriminator": params},
+        "weights, gradients, Adam (MiB)": {"autoencoder + latent discriminator": 16 * params / mib},
+        f"activations, batch {batch_size} (MiB)": {"autoencoder + latent discriminator":
+                                                   3 * 4 * per_image * batch_size / mib},
+    })
+    table["total, rough (MiB)"] = table.iloc[:, 1] + table.iloc[:, 2]
+    return table.round(1)

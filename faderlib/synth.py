@@ -2,7 +2,7 @@
 
 A Fader Network needs face images ``x`` and binary attributes ``y``. CelebA is 1.3 GB
 behind a download quota; this module draws cartoon faces instead, in about a minute
-on any laptop, and writes them exactly as CelebA ships (REFERENCE.md section 5)::
+on any laptop, and writes them exactly as CelebA ships (docs/paper_notes.md, section 6)::
 
     out_dir/
         img_align_celeba/000001.jpg ...   178 wide x 218 high RGB JPEGs
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import colorsys
 import csv
-import difflib
 import functools
 import json
 import math
@@ -40,9 +39,11 @@ from typing import Callable, Mapping, Union
 
 import numpy as np
 from PIL import Image, ImageDraw
-from tqdm.auto import tqdm
 
-from faderlib.celeba_facts import CELEBA_ATTRIBUTES, IMAGE_HEIGHT, IMAGE_WIDTH, SPLIT_SIZES
+from .celeba_facts import CELEBA_ATTRIBUTES, IMAGE_HEIGHT, IMAGE_WIDTH, SPLIT_SIZES
+from .errors import did_you_mean
+from .files import atomic_write_text
+from .progress import progress_bar
 
 __all__ = [
     "ATTRIBUTES",
@@ -92,7 +93,7 @@ Attributes = Mapping[str, Union[int, float]]
 
 
 def sample_attributes(rng: np.random.Generator) -> dict[str, int]:
-    """Draw one face's attributes (0/1), with CelebA's frequencies (REFERENCE.md 5).
+    """Draw one face's attributes (0/1), with CelebA's frequencies (docs/paper_notes.md, section 6).
 
     Smiling, Male and Eyeglasses are independent of each other, so that a Fader
     Network can learn each one alone. A few mild correlations copy CelebA's:
@@ -345,10 +346,7 @@ def _unknown_attribute_message(name: str) -> str:
     if name in CELEBA_ATTRIBUTES:
         return (f"{name!r} is a CelebA attribute, but the synthetic faces do not draw it. "
                 f"They draw: {valid}.")
-    by_lower = {a.lower(): a for a in ATTRIBUTES}
-    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.5)
-    hint = f" Did you mean {by_lower[close[0]]!r}?" if close else ""
-    return f"Unknown attribute {name!r}.{hint} The synthetic faces draw: {valid}."
+    return f"Unknown attribute {name!r}.{did_you_mean(name, ATTRIBUTES)} The synthetic faces draw: {valid}."
 
 
 def _skin_color(identity, a) -> _Color:
@@ -719,9 +717,7 @@ def _read_marker(data_dir: Path) -> dict | None:
 def _write_marker(data_dir: Path, **fields) -> None:
     """Write ``synth_faces.json`` atomically (a temp file renamed over it)."""
     marker = {"format": FORMAT_NAME, "version": FORMAT_VERSION, **fields}
-    tmp = data_dir / (MARKER_FILE + ".tmp")
-    tmp.write_text(json.dumps(marker, indent=2) + "\n")
-    os.replace(tmp, data_dir / MARKER_FILE)
+    atomic_write_text(data_dir / MARKER_FILE, json.dumps(marker, indent=2) + "\n")
 
 
 def is_synthetic(data_dir: str | os.PathLike) -> bool:
@@ -798,7 +794,7 @@ def generate(out_dir: str | os.PathLike, n: int = 20000, seed: int = 0,
     chunk = max(1, min(250, -(-n // (4 * workers))))
     starts = range(0, n, chunk)
     params: list[tuple[dict, dict]] = []
-    with tqdm(total=n, unit="face", desc=f"synthetic faces -> {out}", disable=not progress) as bar:
+    with progress_bar(n, f"synthetic faces -> {out}", "face", progress) as bar:
         if workers == 1:
             for start in starts:
                 params += _render_chunk(str(image_dir), seed, start, min(n, start + chunk))

@@ -1,24 +1,30 @@
-"""Training a Fader Network (paper section 3.3; REFERENCE.md section 2).
+"""Training a Fader Network: the learning algorithm of the paper (section 3; docs/paper_notes.md,
+sections 1 and 3).
 
 Each iteration takes one latent-discriminator step, then one autoencoder step, each on its
 own random batch (drawn with replacement, as the reference code did):
 
-1. discriminator step, equation (1): z = E(x) is computed without gradient (encoder in
-   eval mode); P learns to predict the TRUE attributes y from z;
-2. autoencoder step, equation (3): ``||D(E(x), y) - x||^2 + lambda_E * CE(P(E(x)), 1 - y)``;
+1. :meth:`Trainer.discriminator_step`, loss (1): z = E(x) is computed without gradient
+   (encoder in eval mode); P learns to predict the TRUE attributes y from z;
+2. :meth:`Trainer.autoencoder_step`, loss (3): ``||D(E(x), y) - x||^2 + lambda_E * CE(P(E(x)), 1 - y)``;
    only E and D are stepped: the encoder learns to make P predict the flipped attributes,
    i.e. to leave no trace of y in z.
 
+(The loss numbers are the kit's, used throughout the code and the notebooks; section 1 of
+docs/paper_notes.md says how they relate to the paper's.)
+
 The same :class:`Trainer` runs from ``fader train``, from a notebook and under ``torchrun``.
-A run directory holds ``config.json``, ``metrics.jsonl``, ``checkpoints/last.pt`` (always
-the latest), ``checkpoints/best.pt`` (best validation reconstruction) and ``samples/``.
-Rerunning the same command on a run directory resumes it exactly.
+A run folder (:mod:`faderlib.runs`) holds ``config.json``, ``metrics.jsonl``,
+``checkpoints/last.pt`` (always the latest), ``checkpoints/best.pt`` (best validation
+reconstruction) and ``samples/``. Rerunning the same command on a run folder resumes it exactly.
+
+:class:`TrainConfig` holds every setting, with the paper's defaults; :data:`RECIPES` names the
+other recipes the kit uses (``TrainConfig.from_recipe("course", ...)``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -28,24 +34,43 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
-import torch.distributed
 from torch import nn
 
 from . import checkpoint as ckpt
-from .config import ModelConfig, from_settings, jsonable, parse_attributes
+from .cache import prepared
+from .config import ModelConfig, from_settings, parse_attributes
+from .data import FaderDataset, balanced_weights, choose_balance
+from .devices import init_distributed, pick_device, use_channels_last
+from .errors import ConfigError, TrainingError, did_you_mean
 from .losses import adversarial_loss, correct_counts, discriminator_loss, lambda_e, reconstruction_loss
 from .models import AutoEncoder, LatentDiscriminator
+from .progress import Progress
+from .runs import FORMAT_VERSION, append_metrics, claim_run_dir, truncate_metrics
+from .visual import edit_grid
 
-FORMAT_VERSION = 1
+#: Named training recipes: what each changes from the paper's defaults (the fields of TrainConfig).
+#:
+#: * ``paper``: the paper's settings as they are (sized for 500,000 iterations on a GPU);
+#: * ``course``: what the demo and the notebooks train, reaching the paper's qualitative result in
+#:   4,000 iterations at 64 px on a CPU: the paper's preset (a 2x2 latent, so that z has little room
+#:   and y must carry the attributes), lr 5e-4, lambda_E 0.02 after a 1,000-step ramp, and the rare
+#:   attribute drawn class-balanced (``balance="auto"``). Measured alternatives are in
+#:   :mod:`faderlib.demo`;
+#: * ``tiny``: the course's recipe at 32 px for 30 steps: the same code path in seconds (tests).
+RECIPES: dict[str, dict] = {
+    "paper": {},
+    "course": {"attributes": ("Smiling", "Eyeglasses", "Male"), "preset": "paper", "steps": 4000, "lr": 5e-4,
+               "lambda_e": 0.02, "lambda_ramp": 1000, "balance": "auto"},
+}
+RECIPES["tiny"] = {**RECIPES["course"], "image_size": 32, "steps": 30, "lambda_ramp": 10}
 
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (a non-finite loss, a run directory of another configuration)."""
+#: Steps of a recipe when ``steps=None`` on a CUDA GPU (the recipe's own steps elsewhere).
+GPU_STEPS = {"course": 20_000}
 
 
 @dataclass
 class TrainConfig:
-    """Every setting of a training run. Defaults are the paper's (REFERENCE.md section 2),
+    """Every setting of a training run. Defaults are the paper's (docs/paper_notes.md, section 3),
     except the image size and the number of steps, which suit a laptop."""
 
     data_dir: str | None = None          # None: $FADER_DATA, else the built-in synthetic faces
@@ -62,12 +87,12 @@ class TrainConfig:
     lambda_e: float = 1e-4               # lambda_E after the ramp
     lambda_ramp: int = 500_000           # steps over which lambda_E grows from 0
     flip: bool = True                    # random horizontal flips
-    balance: str | None = None           # attribute whose classes are drawn equally often
+    balance: str | None = None           # attribute whose classes are drawn equally often; "auto": see for_data
     seed: int = 0
-    checkpoint_every: int = 1000
-    eval_every: int = 500
-    eval_images: int = 256
-    log_every: int = 25
+    checkpoint_every: int | None = None  # None: a quarter of the steps, 100 to 1,000
+    eval_every: int | None = None        # None: a sixth of the steps, 50 to 1,000
+    eval_images: int = 256               # validation images per validation
+    log_every: int | None = None         # None: a tenth of the steps, 1 to 25
     device: str = "auto"                 # "auto", "cpu", "cuda", "cuda:1", "mps"
     bf16: bool = False                   # bf16 autocast, CUDA only
     channels_last: str | bool = "auto"   # "auto": the layout measured faster (see `make bench`)
@@ -78,12 +103,49 @@ class TrainConfig:
 
     def __post_init__(self):
         self.attributes = tuple(a.spec for a in parse_attributes(self.attributes))
+        # one rule for the intervals, whoever builds the configuration; a run always validates
+        # and writes a checkpoint at its last step
+        if isinstance(self.steps, int):
+            if self.checkpoint_every is None:
+                self.checkpoint_every = min(1000, max(self.steps // 4, 100))
+            if self.eval_every is None:
+                self.eval_every = min(1000, max(self.steps // 6, 50))
+            if self.log_every is None:
+                self.log_every = max(1, min(25, self.steps // 10))
         for name in ("steps", "batch_size", "checkpoint_every", "eval_every", "log_every", "eval_images"):
             v = getattr(self, name)
-            if not isinstance(v, int) or v < (0 if name == "steps" else 1):
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name == "steps" else 1):
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
         if self.lambda_e < 0 or self.lambda_ramp < 0:
-            raise ValueError(f"lambda_e and lambda_ramp must be >= 0, got {self.lambda_e}, {self.lambda_ramp}")
+            raise ConfigError(f"lambda_e and lambda_ramp must be >= 0, got {self.lambda_e}, {self.lambda_ramp}")
+
+    @classmethod
+    def from_recipe(cls, recipe: str = "paper", **settings) -> "TrainConfig":
+        """The configuration of a named recipe (:data:`RECIPES`), with ``settings`` on top.
+
+        ``steps=None`` means the recipe's steps (on a CUDA GPU, :data:`GPU_STEPS` where the
+        recipe has them), so that a notebook's ``TRAIN_STEPS = None`` passes straight through.
+
+        >>> TrainConfig.from_recipe("course", image_size=32, steps=12).lr
+        0.0005
+        """
+        if recipe not in RECIPES:
+            raise ConfigError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}."
+                              f"{did_you_mean(str(recipe), RECIPES)}")
+        values = {**RECIPES[recipe], **settings}
+        if values.get("steps") is None:
+            device = pick_device(values.get("device", "auto"))
+            steps = GPU_STEPS.get(recipe) if device.type == "cuda" else None
+            values["steps"] = steps or RECIPES[recipe].get("steps", cls.steps)
+        return from_settings(cls, values, "training")
+
+    def for_data(self, data) -> "TrainConfig":
+        """This configuration with ``balance="auto"`` decided on ``data`` (a prepared cache):
+        the rarest of the attributes if its rarer class is under 15 % of the training split
+        (:func:`faderlib.data.choose_balance`; Eyeglasses, 6.5 % in CelebA), else no balancing."""
+        if self.balance != "auto":
+            return self
+        return dataclasses.replace(self, balance=choose_balance(data, self.attributes))
 
     def model_config(self) -> ModelConfig:
         return ModelConfig.from_preset(self.preset, self.image_size, list(self.attributes), **self.model)
@@ -96,102 +158,39 @@ class TrainConfig:
         return from_settings(cls, d, "training")
 
 
-# ----------------------------------------------------------------------------- devices
-def pick_device(name: str = "auto") -> torch.device:
-    """CUDA if present, else Apple MPS, else CPU; or the device named."""
-    if name != "auto":
-        dev = torch.device(name)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} asked for, but PyTorch sees no CUDA GPU here; use --device cpu or auto")
-        if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise ValueError(f"device {name!r} asked for, but Apple MPS is not available; use --device cpu or auto")
-        return dev
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def use_channels_last(setting: str | bool, device: torch.device) -> bool:
-    """Channels-last memory layout. ``"auto"``: on for CUDA and CPU, off elsewhere (MPS).
-
-    On CPU the faster layout was measured, not assumed (``make bench``, 2 cores, torch 2.14,
-    the Trainer at the ``official`` preset): channels-last ran 327 / 82 / 15.2 images/s at
-    64 / 128 / 256 px against 315 / 75 / 13.7 for NCHW, and an earlier run agreed at every
-    size. (A 3x slowdown at 128 px had been reported on an older set-up; if ``make bench``
-    shows it on your machine, pass ``channels_last=False`` / ``--channels-last off``.)
-    """
-    if isinstance(setting, bool):
-        return setting
-    if setting != "auto":
-        raise ValueError(f"channels_last must be true, false or 'auto', got {setting!r}")
-    return device.type in ("cuda", "cpu")
-
-
-# ----------------------------------------------------------------------------- distributed
-@dataclass
-class _Dist:
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_distributed(device_name: str) -> tuple[_Dist, str]:
-    """Join the process group torchrun set up (NCCL on GPUs, gloo on CPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return _Dist(), device_name
-    import torch.distributed as dist
-
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() and device_name in ("auto", "cuda")
-    if use_cuda:
-        torch.cuda.set_device(local)
-        device_name = f"cuda:{local}"
-    elif device_name == "auto":
-        device_name = "cpu"
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return _Dist(rank, world), device_name
-
-
-# ----------------------------------------------------------------------------- the trainer
 class Trainer:
     """Trains an autoencoder against a latent discriminator; resumable and observable.
+
+    ``progress``: True (a bar labelled "training"), False, or a :class:`~faderlib.progress.Progress`
+    (a label and a line, for runs side by side). ``callbacks``: functions ``(trainer, row)``
+    called with every logged row (a live plot, an early stop).
 
     >>> trainer = Trainer(TrainConfig(attributes=["Smiling"], steps=200), "runs/try")  # doctest: +SKIP
     >>> trainer.train()                                                                 # doctest: +SKIP
     """
 
-    def __init__(self, config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = True,
-                 callbacks: Sequence[Callable[["Trainer", dict], None]] = (), resume: bool = True,
-                 progress_label: str = "training", progress_line: int | None = None):
-        from .cache import prepared
-        from .data import FaderDataset, balanced_weights
-
-        self.config = config
+    def __init__(self, config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool | Progress = True,
+                 callbacks: Sequence[Callable[["Trainer", dict], None]] = (), resume: bool = True):
         self.run_dir = Path(run_dir)
-        self.progress = progress
-        self.progress_label, self.progress_line = progress_label, progress_line  # tqdm's desc and position
+        self.progress = Progress.of(progress, "training")
         self.callbacks = list(callbacks)
-        self.dist, device_name = _init_distributed(config.device)
+
+        # where: one process, or one of several under torchrun (devices.py)
+        self.dist, device_name = init_distributed(config.device)
         self.device = pick_device(device_name)
-        self.model_config = config.model_config()
         if config.bf16 and self.device.type != "cuda":
             warnings.warn(f"bf16 autocast is for CUDA GPUs; training in float32 on {self.device}")
         self.bf16 = config.bf16 and self.device.type == "cuda"
         self.channels_last = use_channels_last(config.channels_last, self.device)
 
-        # data: one memory-mapped cache, read batch by batch
-        if self.dist.world > 1 and not self.dist.main:
-            torch.distributed.barrier()  # rank 0 builds the cache first; the others then reuse it
-        data = prepared(config.data_dir, config.image_size, progress=progress and self.dist.main)
-        if self.dist.world > 1 and self.dist.main:
-            torch.distributed.barrier()
+        # data: one memory-mapped cache, read batch by batch; rank 0 builds it, the others then reuse it
+        if not self.dist.main:
+            self.dist.barrier()
+        data = prepared(config.data_dir, config.image_size, progress=self.progress.enabled and self.dist.main)
+        if self.dist.main:
+            self.dist.barrier()
+        self.config = config = config.for_data(data)
+        self.model_config = config.model_config()
         self.data_root = str(data.root)
         self.train_set = FaderDataset(data, "train", self.model_config.attribute_names, flip=config.flip)
         self.valid_set = FaderDataset(data, "valid", self.model_config.attribute_names, flip=False)
@@ -214,92 +213,47 @@ class Trainer:
         fused = True if self.device.type in ("cpu", "cuda") else None
         self.opt_ae = torch.optim.Adam(self.ae.parameters(), lr=config.lr, betas=betas, fused=fused)
         self.opt_dis = torch.optim.Adam(self.dis.parameters(), lr=config.lr, betas=betas, fused=fused)
-        self.ae_ddp, self.dis_ddp = self.ae, self.dis
-        if self.dist.world > 1:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.ae_ddp, self.dis_ddp = DDP(self.ae, device_ids=ids), DDP(self.dis, device_ids=ids)
+        self.ae_ddp, self.dis_ddp = self.dist.wrap(self.ae, self.device), self.dist.wrap(self.dis, self.device)
         # each rank draws its own batches and dropout masks
         torch.manual_seed(config.seed + 1000 * self.dist.rank)
         self.generator = torch.Generator().manual_seed(config.seed + 1000 * self.dist.rank)
 
         self.step = 0
         self.best_valid = math.inf
-        self._prepare_run_dir(resume)
+        self._open_run_dir(resume)
 
     def close(self) -> None:
         """End a run of several processes cleanly: wait for every rank, release the DDP
-        wrappers, then the process group. (Left to the interpreter's exit, gloo's threads were
-        seen to abort a rank now and then, after all the work was done.) Nothing to do alone."""
-        import gc
+        wrappers, then the process group (:meth:`faderlib.devices.Dist.close`). Nothing to do alone."""
+        if self.dist.world > 1:
+            self.dist.barrier()
+            self.ae_ddp, self.dis_ddp = self.ae, self.dis
+            self.dist.close()
 
-        import torch.distributed as dist
-
-        if self.dist.world <= 1 or not dist.is_initialized():
-            return
-        dist.barrier()
-        self.ae_ddp, self.dis_ddp = self.ae, self.dis
-        gc.collect()
-        dist.destroy_process_group()
-
-    # ------------------------------------------------------------------ run directory
+    # ------------------------------------------------------------------ run folder
     @property
     def checkpoint_dir(self) -> Path:
         return self.run_dir / "checkpoints"
 
-    def _config_record(self) -> dict:
-        return {"format_version": FORMAT_VERSION, "train": self.config.to_dict(),
-                "model": self.model_config.to_dict(), "data_root": self.data_root}
-
-    def _prepare_run_dir(self, resume: bool) -> None:
+    def _open_run_dir(self, resume: bool) -> None:
         # Rank 0 alone inspects and writes the folder, then tells the others what it decided:
         # a rank checking while rank 0 is half-way through creating it would see a foreign folder.
         error = None
         if self.dist.main:
+            record = {"format_version": FORMAT_VERSION, "train": self.config.to_dict(),
+                      "model": self.model_config.to_dict(), "data_root": self.data_root}
             try:
-                self._claim_run_dir(resume)
+                claim_run_dir(self.run_dir, record, TrainConfig.RUNTIME_KEYS, resume)
             except TrainingError as exc:
                 error = str(exc)
-        if self.dist.world > 1:
-            import torch.distributed as dist
-
-            message = [error]
-            dist.broadcast_object_list(message, src=0)
-            error = message[0]
+        error = self.dist.broadcast(error)
         if error is not None:
             raise TrainingError(error)
         last = self.checkpoint_dir / "last.pt"
         if resume and last.exists():
             self.load_checkpoint(last)
         elif self.dist.main:
-            _truncate_metrics(self.run_dir / "metrics.jsonl", 0)  # killed before its first checkpoint
-
-    def _claim_run_dir(self, resume: bool) -> None:
-        """Refuse a folder holding something else; otherwise create it and write config.json."""
-        cfg_path = self.run_dir / "config.json"
-        last = self.checkpoint_dir / "last.pt"
-        if cfg_path.exists():
-            old = json.loads(cfg_path.read_text())
-            diffs = _config_differences(old.get("train", {}), jsonable(self.config.to_dict()))
-            if old.get("model") != self.model_config.to_dict():
-                diffs.append("model")
-            if diffs:
-                raise TrainingError(
-                    f"{self.run_dir} holds a run of another configuration (differs in: {', '.join(diffs)}). "
-                    "Nothing was changed. Use a new --out folder, or rerun with the settings of "
-                    f"{cfg_path} to resume it."
-                )
-            if not resume and last.exists():
-                raise TrainingError(f"{self.run_dir} already holds a run; resume it or choose a new folder")
-        elif self.run_dir.exists() and any(self.run_dir.iterdir()):
-            raise TrainingError(
-                f"{self.run_dir} is not empty and holds no faderlib run (no config.json); "
-                "choose a new or empty --out folder, nothing was changed"
-            )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "samples").mkdir(exist_ok=True)
-        _atomic_write_text(cfg_path, json.dumps(self._config_record(), indent=2))
+            truncate_metrics(self.run_dir, 0)  # killed before its first checkpoint
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Restore model, optimisers, schedule position, data order and every RNG state."""
@@ -312,15 +266,11 @@ class Trainer:
         self.best_valid = float(state["best_valid"])
         ckpt.set_rng_state(state["rng"][self.dist.rank], self.generator)
         if self.dist.main:
-            _truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+            truncate_metrics(self.run_dir, self.step)
 
     def save_checkpoint(self, name: str = "last.pt") -> Path | None:
-        states = [ckpt.rng_state(self.generator)]
-        if self.dist.world > 1:
-            import torch.distributed as dist
-
-            states = [None] * self.dist.world
-            dist.all_gather_object(states, ckpt.rng_state(self.generator))
+        """Write everything :meth:`load_checkpoint` restores (rank 0 writes; every rank's random state)."""
+        states = self.dist.gather(ckpt.rng_state(self.generator))
         if not self.dist.main:
             return None
         state = {
@@ -353,7 +303,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ the two steps
     def discriminator_step(self, x: torch.Tensor, y: torch.Tensor) -> dict:
-        """Equation (1): P learns y from z = E(x); E is in eval mode and gets no gradient."""
+        """Loss (1): P learns y from z = E(x); E is in eval mode and gets no gradient."""
         self.ae.eval()
         self.dis_ddp.train()
         with torch.no_grad(), self._autocast():
@@ -368,7 +318,7 @@ class Trainer:
         return {"dis_loss": loss.detach(), "dis_accuracy": _accuracy(logits.detach(), y, self.model_config)}
 
     def autoencoder_step(self, x: torch.Tensor, y: torch.Tensor) -> dict:
-        """Equation (3): reconstruct x from (E(x), y) and fool P; only E and D are stepped."""
+        """Loss (3): reconstruct x from (E(x), y) and fool P; only E and D are stepped."""
         lam = lambda_e(self.step, self.config.lambda_e, self.config.lambda_ramp)
         self.ae_ddp.train()
         self.dis.eval()
@@ -396,13 +346,10 @@ class Trainer:
         :class:`TrainingError` naming the step at the first non-finite loss, keeping the
         last good checkpoint. Returns the rows logged by this call.
         """
-        from tqdm.auto import tqdm
-
         total = self.config.steps if steps is None else steps
         logged: list[dict] = []
         window: dict[str, list[float]] = {}
-        bar = tqdm(total=total, initial=self.step, desc=self.progress_label, unit="step", dynamic_ncols=True,
-                   position=self.progress_line, disable=not (self.progress and self.dist.main))
+        bar = self.progress.bar(total, unit="step", initial=self.step, enabled=self.dist.main)
         t0, images = time.perf_counter(), 0
         try:
             while self.step < total:
@@ -435,12 +382,7 @@ class Trainer:
 
     def _check_finite(self, values: dict) -> None:
         bad = {k: float(v) for k, v in values.items() if k.endswith("loss") and not math.isfinite(float(v))}
-        flag = torch.tensor([1.0 if bad else 0.0], device=self.device)
-        if self.dist.world > 1:
-            import torch.distributed as dist
-
-            dist.all_reduce(flag)
-        if flag.item() > 0:
+        if self.dist.any(bool(bad), self.device):
             what = ", ".join(f"{k} = {v}" for k, v in bad.items()) or "a loss on another rank"
             raise TrainingError(
                 f"step {self.step + 1}: {what} is not finite; training stopped. The last good checkpoint "
@@ -456,8 +398,7 @@ class Trainer:
         logged.append(row)
         if not self.dist.main:
             return
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_metrics(self.run_dir, row)
         for cb in self.callbacks:
             cb(self, row)
 
@@ -485,63 +426,19 @@ class Trainer:
         row = {"phase": "valid", "step": self.step, "rec_loss": rec_sum / max(count, 1)}
         for name, c in zip(self.model_config.attribute_names, (correct / max(count, 1)).tolist()):
             row[f"dis_accuracy/{name}"] = c
-        if self._agreed(row["rec_loss"] < self.best_valid):
+        if self.dist.broadcast(row["rec_loss"] < self.best_valid):  # rank 0's decision: BatchNorm differs a little
             self.best_valid = row["rec_loss"]
             self.save_checkpoint("best.pt")
         if self.dist.main:
             self._save_samples()
         return row
 
-    def _agreed(self, decision: bool) -> bool:
-        """Rank 0's decision, on every rank (their BatchNorm statistics differ slightly)."""
-        if self.dist.world == 1:
-            return decision
-        import torch.distributed as dist
-
-        flag = torch.tensor([float(decision)], device=self.device)
-        dist.broadcast(flag, src=0)
-        return bool(flag.item())
-
     def _save_samples(self, n: int = 8) -> None:
-        from .visual import edit_grid
-
         x, y = self.valid_set.batch(torch.arange(min(n, len(self.valid_set))))
         grid = edit_grid(self.ae, x.to(self.device), y.to(self.device))
         grid.save(self.run_dir / "samples" / f"step_{self.step:07d}.png")
 
 
-# ----------------------------------------------------------------------------- helpers
 def _accuracy(logits: torch.Tensor, y: torch.Tensor, config: ModelConfig) -> torch.Tensor:
     """Mean over attributes of the share of right predictions in a batch."""
     return correct_counts(logits, y, config).mean() / y.shape[0]
-
-
-def _config_differences(old: dict, new: dict) -> list[str]:
-    keys = (set(old) | set(new)) - set(TrainConfig.RUNTIME_KEYS)
-    return sorted(k for k in keys if old.get(k) != new.get(k))
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """On resume, drop the log rows written after the checkpoint: those steps run again."""
-    if not path.exists():
-        return
-    rows = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [r for r in rows if json.loads(r)["step"] <= step]
-    if len(kept) != len(rows):
-        _atomic_write_text(path, "".join(r + "\n" for r in kept))
-
-
-def read_metrics(run_dir: str | os.PathLike):
-    """The metrics log of a run as a pandas DataFrame (one row per logged step and phase)."""
-    import pandas as pd
-
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        raise FileNotFoundError(f"no metrics log at {path}; has this run been trained?")
-    return pd.read_json(path, lines=True)

@@ -27,3 +27,24 @@ def tiny_run_dir(synthetic_dir, tmp_path_factory):
                          steps=3, batch_size=8, eval_every=3, eval_images=8, device="cpu")
     Trainer(config, out, progress=False).train()
     return out
+
+
+@pytest.fixture(scope="session")
+def celeba_dir(tmp_path_factory):
+    """40 random-colour images in CelebA's Kaggle layout: photographs, as far as the kit can tell."""
+    from celeba_fixture import write_celeba_fixture
+
+    return write_celeba_fixture(tmp_path_factory.mktemp("celeba") / "celeba", n=40, layout="kaggle")
+
+
+@pytest.fixture(scope="session")
+def course_dir(synthetic_dir, tmp_path_factory):
+    """A course folder (the layout of faderlib.runs) with a tiny Fader run of the course's recipe
+    and its classifier (6 steps each at 32 px: seconds, not quality). Read-only."""
+    from faderlib import course
+
+    root = tmp_path_factory.mktemp("course") / "runs"
+    runs = course.ensure_run(root, synthetic_dir, ("Smiling", "Eyeglasses", "Male"), image_size=32, steps=6,
+                             batch_size=4, device="cpu", progress=False)
+    course.ensure_classifier(runs, steps=6, progress=False)
+    return runs

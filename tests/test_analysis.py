@@ -11,9 +11,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from celeba_fixture import fixture_tables, write_celeba_fixture
+from faderlib import analysis
 from faderlib.analysis import correlation, cooccurrence, plot_correlation, plot_frequencies, positive_rates
+from faderlib.cache import prepared
+from faderlib.data import FaderDataset
 from faderlib.cache import load_prepared, prepare
-from faderlib.celeba import DataError, read_celeba
+from faderlib.celeba import read_celeba
+from faderlib.errors import DataError
 
 # 10 images, train = 0..5, valid = 6..7, test = 8..9
 KNOWN = pd.DataFrame({
@@ -101,3 +105,62 @@ def test_works_on_a_prepared_cache(tmp_path):
     p = load_prepared(prepare(root, 8, progress=False, workers=1))
     pd.testing.assert_frame_equal(positive_rates(p), positive_rates(read_celeba(root)))
     assert len(plot_frequencies(p).axes[0].patches) == 9
+
+ATTRS = ("Smiling", "Eyeglasses", "Male")
+
+# ------------------------------------------------------------------------------------- imbalance, faces
+
+
+def test_imbalance_table_and_rarest_attribute(synthetic_dir):
+    celeba = read_celeba(synthetic_dir)
+    table = analysis.imbalance_table(celeba, ATTRS)
+    assert list(table.index)[0] == "Eyeglasses"  # rarest first
+    np.testing.assert_allclose(table['accuracy of always "no"'], 1 - table["positives"])
+    assert (table["majority accuracy"] >= 0.5).all() and (table["balanced accuracy of a constant"] == 0.5).all()
+    train = celeba.attributes[celeba.split.to_numpy() == 0]
+    assert table.loc["Male", "positives"] == pytest.approx(train["Male"].mean())
+    assert analysis.rarest_attribute(celeba, ATTRS) == "Eyeglasses"
+    assert analysis.rarest_attribute(celeba, ["Smiling", "Male"]) in ("Smiling", "Male")
+
+
+def test_sampling_table_shows_what_balancing_does(synthetic_dir):
+    train = FaderDataset(prepared(synthetic_dir, 32, progress=False), "train", ATTRS)
+    rate = float(train.y[:, 1].float().mean())
+    table = analysis.sampling_table(train, "Eyeglasses", batches=400)
+    uniform, balanced = table.iloc[0], table.iloc[1]
+    assert uniform["share of Eyeglasses"] == pytest.approx(rate, abs=0.02)
+    assert balanced["share of Eyeglasses"] == pytest.approx(0.5, abs=0.03)
+    assert uniform["draws of each positive image per epoch"] == pytest.approx(1.0, rel=0.15)
+    assert balanced["draws of each positive image per epoch"] == pytest.approx(0.5 / rate, rel=0.15)
+
+
+def test_sample_grid_shows_each_attribute_with_and_without(synthetic_dir):
+    data = prepared(synthetic_dir, 32, progress=False)
+    fig = analysis.sample_grid(data, ATTRS, n=3)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2 * len(ATTRS)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[2].startswith("with Eyeglasses") and titles[3].startswith("without Eyeglasses")
+    # a class with no face in the split says so instead of failing
+    data.attributes["Smiling"] = 0
+    fig = analysis.sample_grid(data, ["Smiling"], n=3)
+    assert any(t.get_text() == "none in this split" for t in fig.axes[0].texts)
+    with pytest.raises(DataError, match="Did you mean 'Smiling'"):
+        analysis.sample_grid(data, ["Smilling"])
+
+
+def test_crop_figure_frames_the_reference_rows(synthetic_dir):
+    celeba = read_celeba(synthetic_dir)
+    fig = analysis.crop_figure(celeba.image_path(celeba.filenames[0]), sizes=(64, 32))
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["original 178x218", "rows 20..197: 178x178", "resized to 64x64", "resized to 32x32"]
+    (frame,) = fig.axes[0].patches
+    assert frame.get_y() == pytest.approx(19.5) and frame.get_height() == 178
+    assert fig.axes[2].images[0].get_array().shape == (64, 64, 3)
+
+
+def test_toggle_figure_renders_counterfactuals_or_explains(synthetic_dir, celeba_dir, capsys):
+    fig = analysis.toggle_figure(synthetic_dir, 0, ATTRS, size=32)
+    assert len(fig.axes) == 1 + len(ATTRS)
+    assert fig.axes[1].get_title().startswith("Smiling ")
+    assert analysis.toggle_figure(celeba_dir, 0, ATTRS) is None
+    assert "no ground truth" in capsys.readouterr().out

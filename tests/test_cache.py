@@ -17,8 +17,9 @@ from PIL import Image
 
 import faderlib.cache as cache
 from celeba_fixture import fixture_tables, write_celeba_fixture
-from faderlib.cache import decode_image, load_prepared, prepare, prepared
-from faderlib.celeba import DataError
+from faderlib.cache import load_prepared, prepare, prepared
+from faderlib.errors import DataError
+from faderlib.images import decode_image
 
 ATTRS = ("Eyeglasses", "Male", "Smiling")
 S = 16

@@ -12,9 +12,9 @@ import pytest
 
 import faderlib
 from celeba_fixture import fixture_tables, write_celeba_fixture
-from faderlib.celeba import (DataError, check_attributes, default_data_dir, read_celeba,
-                             resolve_data_dir)
+from faderlib.celeba import default_data_dir, read_celeba, resolve_data_dir
 from faderlib.celeba_facts import CELEBA_ATTRIBUTES
+from faderlib.errors import DataError
 
 SUBSET = ("Bald", "Eyeglasses", "Male", "Smiling", "Young")
 
@@ -257,23 +257,6 @@ def test_partition_missing_images(tmp_path):
     with pytest.raises(DataError, match=r"2 image\(s\) of the attribute file have no partition, first "
                                         r"'000007.jpg'"):
         read_celeba(root)
-
-
-def test_check_attributes():
-    names = list(CELEBA_ATTRIBUTES)
-    assert check_attributes(("Smiling", "Male"), names) == ["Smiling", "Male"]
-    assert check_attributes("Young", names) == ["Young"]
-    with pytest.raises(DataError) as err:
-        check_attributes(["Smilling"], names)
-    msg = str(err.value)
-    assert "Unknown attribute 'Smilling'" in msg and "Did you mean 'Smiling'?" in msg
-    assert "Wearing_Necktie" in msg  # lists the valid names
-    with pytest.raises(DataError, match="Did you mean 'Eyeglasses'"):
-        check_attributes(["eyeglasses"], names)
-    with pytest.raises(DataError, match="twice"):
-        check_attributes(["Male", "Male"], names)
-    with pytest.raises(DataError, match="at least one"):
-        check_attributes([], names)
 
 
 def test_reading_is_quiet_with_a_partition(tmp_path):

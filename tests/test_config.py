@@ -1,6 +1,8 @@
 import pytest
 
-from faderlib.config import Attribute, ConfigError, ModelConfig, parse_attributes
+from faderlib.celeba_facts import CELEBA_ATTRIBUTES
+from faderlib.config import Attribute, ConfigError, ModelConfig, check_attributes, parse_attributes
+from faderlib.errors import AttributeNameError, DataError
 
 
 def test_presets_at_256_px():
@@ -75,3 +77,37 @@ def test_other_bad_settings():
 def test_attribute_spec_strings():
     assert Attribute("Smiling").spec == "Smiling"
     assert Attribute("Hair", 3).spec == "Hair.3"
+
+
+def test_check_attributes():
+    names = list(CELEBA_ATTRIBUTES)
+    assert check_attributes(("Smiling", "Male"), names) == ["Smiling", "Male"]
+    assert check_attributes("Young", names) == ["Young"]
+    with pytest.raises(DataError) as err:
+        check_attributes(["Smilling"], names)
+    msg = str(err.value)
+    assert "Unknown attribute 'Smilling'" in msg and "Did you mean 'Smiling'?" in msg
+    assert "Wearing_Necktie" in msg  # lists the valid names
+    with pytest.raises(DataError, match="Did you mean 'Eyeglasses'"):
+        check_attributes(["eyeglasses"], names)
+    with pytest.raises(DataError, match="twice"):
+        check_attributes(["Male", "Male"], names)
+    with pytest.raises(DataError, match="at least one"):
+        check_attributes([], names)
+
+
+def test_one_validator_one_error_type_for_attribute_names():
+    """A configuration (no data set) and a data set's table check names the same way."""
+    names = list(CELEBA_ATTRIBUTES)
+    for bad in (["Male", "Male"], [], ["Smi ling"]):
+        with pytest.raises(AttributeNameError) as from_config:
+            parse_attributes(bad)
+        with pytest.raises(AttributeNameError) as from_data:
+            check_attributes(bad, names)
+        # the same message, whoever asks; against a data set it also lists the valid names
+        assert str(from_data.value).startswith(str(from_config.value))
+    with pytest.raises(AttributeNameError, match="Unknown attribute 'Smilling'. Did you mean 'Smiling'"):
+        parse_attributes("Smiling,Smilling", available=names)
+    assert check_attributes("Hair.3", ["Hair", "Male"]) == ["Hair"]  # a categorical spec names its column
+    assert [a.spec for a in parse_attributes("Male,Hair.3", available=["Hair", "Male"])] == ["Male", "Hair.3"]
+    assert issubclass(AttributeNameError, ConfigError) and issubclass(AttributeNameError, DataError)

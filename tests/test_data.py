@@ -10,8 +10,9 @@ import torch
 
 from celeba_fixture import write_celeba_fixture
 from faderlib.cache import load_prepared, prepare
-from faderlib.celeba import DataError
-from faderlib.data import FaderDataset, balanced_weights, make_loader, to_uint8
+from faderlib.data import FaderDataset, balanced_weights, make_loader
+from faderlib.errors import DataError
+from faderlib.images import to_uint8
 
 ATTRS = ("Eyeglasses", "Smiling", "Male")
 N, S = 40, 16

@@ -8,12 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from faderlib.cache import crop_and_resize, decode_image
 from faderlib.cli import main
 from faderlib.config import ModelConfig
-from faderlib.edit import (EditNote, check_changes, code_for, edit_image, parse_changes, prepare_photo, read_image,
-                           to_rgb)
-from faderlib.models import AutoEncoder
+from faderlib.edit import EditNote, edit_image, parse_changes
+from faderlib.images import crop_and_resize, decode_image, prepare_photo, read_image, to_rgb
+from faderlib.models import AutoEncoder, check_changes, code_for
 from faderlib.runs import Run, load_run
 
 
@@ -162,7 +161,7 @@ def test_categorical_values_are_integers(tmp_path):
 
 def test_compare_and_classifier_start(run_dir, photos, synthetic_dir, tmp_path):
     from faderlib.classifier import ClassifierConfig, load_classifier, train_classifier
-    from faderlib.edit import predicted_attributes
+    from faderlib.classifier import read_attributes
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EditNote)
@@ -173,7 +172,7 @@ def test_compare_and_classifier_start(run_dir, photos, synthetic_dir, tmp_path):
                      progress=False)
     run = load_run(run_dir)
     x, _ = prepare_photo(photos["celeba"], 32)
-    y = predicted_attributes(tmp_path / "clf", x, run.model_config)
+    y = read_attributes(tmp_path / "clf", x, run.model_config)
     clf = load_classifier(tmp_path / "clf")
     raw = clf(x).detach()
     assert y.shape == (1, 3)  # reordered to the run's attributes: Smiling, Eyeglasses, Male

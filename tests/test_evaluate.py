@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from faderlib.classifier import ClassifierConfig, load_classifier, predict, train_classifier
-from faderlib.evaluate import evaluate, format_report, psnr
+from faderlib.evaluate import compare_results, evaluate, format_report, psnr, swap_table
 from faderlib.runs import load_run
 from faderlib.train import TrainConfig, Trainer
 
@@ -95,7 +95,7 @@ def test_classifier_is_reused_and_never_overwritten(trained, synthetic_dir):
 
 def test_swap_strength_pushes_binary_alphas_past_the_ends():
     from faderlib.config import ModelConfig
-    from faderlib.evaluate import swap_code
+    from faderlib.models import swapped_attributes as swap_code
 
     c = ModelConfig.from_preset("official", 32, ["Smiling", "Male"])
     y = torch.tensor([[0, 1], [1, 0]])
@@ -109,3 +109,53 @@ def test_other_strengths_are_reported_beside(trained):
     plain = evaluate(trained / "run", trained / "clf", max_images=16, counterfactual_images=2, strength=1.5)
     assert set(r["swap_accuracy_at"]) == {"1.5", "2"}
     assert r["swap_accuracy_at"]["1.5"] == plain["swap_accuracy"]
+
+
+RESULT = {
+    "reconstruction": {"mse": 0.01, "psnr": 26.0},
+    "latent_discriminator": {"Smiling": {"accuracy": 0.52, "majority_rate": 0.51, "balanced_accuracy": 0.5},
+                             "Eyeglasses": {"accuracy": 0.93, "majority_rate": 0.935, "balanced_accuracy": 0.5}},
+    "swap_accuracy": {"Smiling": {"0": 0.97, "1": 0.95}, "Eyeglasses": {"0": 0.99, "1": 0.7}},
+    "classifier_accuracy": {"Smiling": 0.98, "Eyeglasses": 0.99},
+    "counterfactual_psnr": {"Smiling": 24.0, "Eyeglasses": 22.0},
+}
+
+
+def test_swap_table_and_compare_results():
+    table = swap_table(RESULT)
+    assert table.loc["Eyeglasses", "add (0 -> 1)"] == 0.7 and table.loc["Eyeglasses", "remove (1 -> 0)"] == 0.99
+    assert table.loc["Smiling", "classifier accuracy"] == 0.98
+    worse = json.loads(json.dumps(RESULT))
+    worse["swap_accuracy"]["Eyeglasses"]["1"] = 0.1
+    both = compare_results({"fader": RESULT, "lambda 0": worse})
+    assert list(both.columns) == ["fader", "lambda 0"]
+    assert both.loc["Eyeglasses: swap 0 -> 1 (add)"].tolist() == [0.7, 0.1]
+    assert both.loc["reconstruction PSNR (dB)", "fader"] == 26.0
+    assert "Smiling: counterfactual PSNR (dB)" in both.index
+    no_clf = {k: v for k, v in RESULT.items() if k in ("reconstruction", "latent_discriminator")}
+    assert "Smiling: swap 0 -> 1 (add)" not in compare_results({"x": no_clf}).index
+
+
+def test_counterfactual_edits_agree_with_the_scores(course_dir):
+    from faderlib.evaluate import counterfactual_edits, counterfactual_scores
+
+    run = load_run(course_dir.fader)
+    cf = counterfactual_edits(run, "Smiling", n=3)
+    assert cf.x.shape == cf.edit.shape == cf.truth.shape == (3, 3, 32, 32)
+    assert torch.equal(cf.y_edit, 1 - cf.y)  # the edit flips the attribute
+    scores = counterfactual_scores(run.autoencoder, run.dataset("test"), run.data_dir, 3, "cpu")
+    assert psnr(float(((cf.edit - cf.truth) ** 2).mean())) == pytest.approx(scores["counterfactual_psnr"]["Smiling"])
+    assert psnr(float(((cf.reconstruction - cf.truth) ** 2).mean())) == \
+        pytest.approx(scores["counterfactual_psnr_unedited"]["Smiling"])
+    assert cf.psnr_edit[0] == pytest.approx(psnr(float(((cf.edit[0] - cf.truth[0]) ** 2).mean())))
+
+
+def test_swap_failures_are_the_edits_the_classifier_does_not_read(course_dir):
+    from faderlib.evaluate import swap_failures
+
+    run = load_run(course_dir.fader)
+    f = swap_failures(run, course_dir.classifier, "Smiling", target=1, n=2, max_images=20)
+    x, y = run.images(20)
+    assert f.tried == int((y[:, 0] != 1).sum())  # every test image without a smile was edited
+    assert 0 <= f.failed <= f.tried and len(f.x) == len(f.edits) == min(2, f.failed)
+    assert all(p < 0.5 for p in f.probability) and f.probability == sorted(f.probability)  # worst first

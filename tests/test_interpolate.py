@@ -7,8 +7,8 @@ from PIL import Image
 
 from faderlib.cli import main
 from faderlib.config import ModelConfig
-from faderlib.interpolate import (LINE, interpolation_grid, interpolation_grid_2d, parse_alphas, reference_alphas,
-                                  split_images)
+from faderlib.images import to_uint8
+from faderlib.interpolate import LINE, interpolation_grid, interpolation_grid_2d, parse_alphas, reference_alphas
 from faderlib.models import AutoEncoder
 from faderlib.runs import load_run
 
@@ -28,7 +28,7 @@ def cell(grid: Image.Image, row: int, col: int, size: int, top: int = 2 * LINE, 
 
 def test_grid_size_and_cells(run_dir):
     run = load_run(run_dir)
-    x, y = split_images(run, 4)
+    x, y = run.images(4)
     alphas = (-1.0, 0.0, 1.0, 2.0)
     grid = interpolation_grid(run.autoencoder, x, y, "Smiling", alphas)
     cell_px = 64  # 32 px cells are enlarged x2 so that the labels fit
@@ -39,7 +39,6 @@ def test_grid_size_and_cells(run_dir):
         assert np.array_equal(at_true, recon)  # alpha = the true value is the reconstruction
         assert not np.array_equal(at_two, at_one)  # beyond 1 is another picture
     # column 0 is the original, enlarged by pixel repetition
-    from faderlib.data import to_uint8
 
     assert np.array_equal(cell(grid, 2, 0, cell_px)[::2, ::2], to_uint8(x[2]))
 
@@ -61,8 +60,7 @@ def test_grid_labels_every_column(run_dir):
 def test_grid_from_the_run_test_split_by_default(run_dir):
     grid = interpolation_grid(run_dir, n=3, start=2, scale=1)
     assert grid.size == (7 * (32 + PAD) + PAD, 2 * LINE + 3 * (32 + PAD) + PAD)
-    x, _ = split_images(load_run(run_dir), 1, start=2)
-    from faderlib.data import to_uint8
+    x, _ = load_run(run_dir).images(1, start=2)
 
     assert np.array_equal(cell(grid, 0, 0, 32), to_uint8(x[0]))
 
@@ -76,7 +74,6 @@ def test_other_attributes_keep_their_true_values_even_categorical():
     grid = interpolation_grid(ae, x, y, "Smiling", (0.0, 1.0), scale=1)
     with torch.no_grad():
         expected = ae.decode(ae.encode(x), y)
-    from faderlib.data import to_uint8
 
     assert np.array_equal(cell(grid, 0, 2, 32), to_uint8(expected[0]))  # Smiling 0 = its truth
     assert np.array_equal(cell(grid, 1, 3, 32), to_uint8(expected[1]))
@@ -90,7 +87,7 @@ def test_other_attributes_keep_their_true_values_even_categorical():
 
 def test_2d_grid_size_and_consistency_with_1d(run_dir):
     run = load_run(run_dir)
-    x, y = split_images(run, 1, start=1)
+    x, y = run.images(1, start=1)
     a1, a2 = (-1.0, 0.5, 2.0), (0.0, 1.0)
     grid = interpolation_grid_2d(run, "Smiling", "Male", a1, a2, index=1, scale=1)
     size = 32

@@ -29,3 +29,25 @@ def test_environment_yml_names_the_same_dependencies_as_pyproject():
 def test_console_script_points_at_the_cli():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["scripts"]["fader"] == "faderlib.cli:main"
+
+
+def test_every_document_the_kit_cites_is_in_the_repository():
+    """The code, the notebooks, the README and the docs cite files of the repository only:
+    nothing outside it (the kit is cloned alone), and docs/paper_notes.md sections that exist."""
+    sources = [*ROOT.glob("faderlib/*.py"), *ROOT.glob("notebooks/**/*.ipynb"), ROOT / "README.md",
+               *ROOT.glob("docs/*.md"), *ROOT.glob("tests/*.py"), *ROOT.glob("benchmarks/*.py")]
+    notes = (ROOT / "docs" / "paper_notes.md").read_text()
+    sections = {int(m) for m in re.findall(r"^## (\d+)\. ", notes, flags=re.M)}
+    assert sections == set(range(1, 9))
+    cited_sections = 0
+    for path in sources:
+        text = path.read_text()
+        if path.name == "test_packaging.py":
+            continue
+        assert "REFERENCE" + ".md" not in text and "../" + "shared" not in text, f"{path} cites a file outside the kit"
+        for doc in re.findall(r"docs/[\w./-]+\.(?:md|png)", text):
+            assert (ROOT / doc).is_file(), f"{path} cites {doc}, which is not in the repository"
+        for n in re.findall(r"paper_notes\.md,? section (\d+)", text):
+            assert int(n) in sections, f"{path} cites section {n} of docs/paper_notes.md"
+            cited_sections += 1
+    assert cited_sections >= 10  # the docstrings do cite it

@@ -12,10 +12,12 @@ from PIL import Image
 from torch import nn
 
 from faderlib.config import ModelConfig
-from faderlib.edit import code_for
-from faderlib.models import AutoEncoder
+from faderlib.devices import torch_threads
+from faderlib.fastdecoder import FastDecoder
+from faderlib.images import to_uint8
+from faderlib.models import AutoEncoder, code_for
 from faderlib.runs import Run, load_run
-from faderlib.sliders import FastDecoder, SliderApp, encode_image, torch_threads
+from faderlib.sliders import SliderApp, encode_image
 
 
 @pytest.fixture(scope="module")
@@ -146,13 +148,12 @@ def test_a_slider_move_changes_the_picture_and_moving_back_restores_it(app):
 
 
 def test_the_picture_is_the_decoder_at_the_slider_values(app):
-    from faderlib.sliders import to_pixels
 
     app.sliders["Male"].value = 1.5
     x, y = app.dataset[0]
     with torch.no_grad():
         z = app.ae.encode(x[None])
-        expected = to_pixels(app.ae.decoder(z, code_for(app.config, y, app.values())))
+        expected = to_uint8(app.ae.decoder(z, code_for(app.config, y, app.values()))[0])
     shown = np.asarray(Image.open(io.BytesIO(encode_image(expected, app.image_format))))
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(app.edited.value))), shown)
 

@@ -10,7 +10,10 @@ import pytest
 import torch
 
 import faderlib.train as train_module
-from faderlib.train import TrainConfig, Trainer, TrainingError, read_metrics
+from faderlib.devices import pick_device
+from faderlib.errors import TrainingError
+from faderlib.runs import read_metrics
+from faderlib.train import TrainConfig, Trainer
 
 
 def tiny(data_dir, **kw):
@@ -175,7 +178,7 @@ def test_bad_training_settings():
     with pytest.raises(ValueError, match="malformed attribute"):
         TrainConfig(attributes=("Smi ling",))
     with pytest.raises(ValueError, match="no CUDA GPU"):
-        train_module.pick_device("cuda")
+        pick_device("cuda")
 
 
 def test_unknown_attribute_names_the_closest(synthetic_dir, tmp_path):
@@ -230,3 +233,40 @@ def test_a_run_killed_before_its_first_checkpoint_starts_clean(synthetic_dir, tm
     again.train()
     steps = list(read_metrics(tmp_path / "run").query("phase == 'train'").step)
     assert steps == [5, 10]  # the killed attempt's rows are gone, not doubled
+
+
+def test_the_course_recipe_is_what_the_demo_and_the_notebooks_train(synthetic_dir, celeba_dir, monkeypatch):
+    from faderlib.cache import prepared
+    from faderlib.config import ModelConfig
+    from faderlib.demo import DEMO, QUICK
+    from faderlib.train import GPU_STEPS, RECIPES
+
+    attrs = ("Smiling", "Eyeglasses", "Male")
+    config = TrainConfig.from_recipe("course", data_dir=str(synthetic_dir), attributes=attrs, image_size=64,
+                                     steps=None, device="cpu")
+    assert DEMO.recipe == "course" and QUICK.recipe == "tiny"
+    assert config.steps == RECIPES["course"]["steps"] == 4000  # steps=None: the recipe's, on a CPU
+    assert {"preset", "lr", "lambda_e", "lambda_ramp"} <= set(RECIPES["course"])
+    for key, value in RECIPES["course"].items():
+        assert getattr(config, key) == value, key
+    assert config.model_config() == ModelConfig.from_preset("paper", 64, list(attrs))
+    data = prepared(synthetic_dir, 32, progress=False)
+    assert config.balance == "auto" and config.for_data(data).balance == "Eyeglasses"  # the rare one, balanced
+    steps = config.steps
+    assert (config.checkpoint_every, config.eval_every, config.log_every) == \
+        (max(steps // 4, 100), max(steps // 6, 50), min(25, steps // 10))
+    two = TrainConfig.from_recipe("course", data_dir=str(synthetic_dir), attributes=["Smiling", "Male"], steps=10)
+    assert two.for_data(data).balance is None  # nothing rare: no balancing
+    assert TrainConfig.from_recipe("course", attributes=attrs, steps=10, balance=None).for_data(data).balance is None
+    small = TrainConfig.from_recipe("course", data_dir=str(celeba_dir), attributes=["Smiling"], image_size=32, steps=12)
+    assert (small.checkpoint_every, small.eval_every, small.log_every) == (100, 50, 1)
+    # a long run keeps checkpoints and validations frequent enough to lose little to a crash
+    assert (TrainConfig(steps=500_000).checkpoint_every, TrainConfig(steps=500_000).eval_every) == (1000, 1000)
+    # on a CUDA GPU, steps=None trains longer
+    monkeypatch.setattr(train_module, "pick_device", lambda name="auto": torch.device("cuda"))
+    assert TrainConfig.from_recipe("course", steps=None).steps == GPU_STEPS["course"] == 20_000
+    assert TrainConfig.from_recipe("paper", steps=None).steps == TrainConfig().steps
+    with pytest.raises(ValueError, match="unknown recipe 'corse'.*Did you mean 'course'"):
+        TrainConfig.from_recipe("corse")
+    with pytest.raises(ValueError, match="unknown training setting"):
+        TrainConfig.from_recipe("course", learning_rate=1e-3)

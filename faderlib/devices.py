@@ -1,0 +1,159 @@
+"""Where the networks run: picking a device, its memory layout and threads, and training on
+several processes under ``torchrun``.
+
+Nothing here is about Fader Networks; it is what lets the same :class:`~faderlib.train.Trainer`
+run on a laptop CPU, one GPU, or several (one process each, gradients averaged by
+``DistributedDataParallel``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """CUDA if present, else Apple MPS, else CPU; or the device named ("cpu", "cuda", "cuda:1", "mps")."""
+    if name != "auto":
+        dev = torch.device(name)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} asked for, but PyTorch sees no CUDA GPU here; use --device cpu or auto")
+        if dev.type == "mps" and not _mps_available():
+            raise ValueError(f"device {name!r} asked for, but Apple MPS is not available; use --device cpu or auto")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
+def describe_device() -> str:
+    """One line on what ``device="auto"`` will use here, for the notebooks' environment check."""
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name(0)
+        gib = torch.cuda.get_device_properties(0).total_memory / 2**30
+        return f"cuda ({name}, {gib:.0f} GiB): notebook 03 trains a larger model"
+    if _mps_available():
+        return "mps (Apple GPU): training runs there, sized as on a CPU"
+    return (f"cpu ({os.cpu_count()} cores, no CUDA GPU or Apple MPS found): the notebooks train "
+            "small models, a few minutes each")
+
+
+def use_channels_last(setting: str | bool, device: torch.device) -> bool:
+    """Channels-last memory layout. ``"auto"``: on for CUDA and CPU, off elsewhere (MPS).
+
+    On CPU the faster layout was measured, not assumed (``make bench``, 2 cores, torch 2.14,
+    the Trainer at the ``official`` preset): channels-last ran 327 / 82 / 15.2 images/s at
+    64 / 128 / 256 px against 315 / 75 / 13.7 for NCHW, and an earlier run agreed at every
+    size. (A 3x slowdown at 128 px had been reported on an older set-up; if ``make bench``
+    shows it on your machine, pass ``channels_last=False`` / ``--channels-last off``.)
+    """
+    if isinstance(setting, bool):
+        return setting
+    if setting != "auto":
+        raise ValueError(f"channels_last must be true, false or 'auto', got {setting!r}")
+    return device.type in ("cuda", "cpu")
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``n`` intra-op threads (None: leave as is), then restore."""
+    old = torch.get_num_threads()
+    if n is None or n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+# ----------------------------------------------------------------------------- several processes
+@dataclass
+class Dist:
+    """This process's place in a distributed run (rank 0 of 1 when alone), and the few
+    collective operations training needs. Alone, every operation is the identity."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: the process that writes files and draws the progress bar."""
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+    def broadcast(self, obj):
+        """Rank 0's ``obj`` (any picklable value), on every rank."""
+        if self.world == 1:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather(self, obj) -> list:
+        """Every rank's ``obj``, in rank order, on every rank."""
+        if self.world == 1:
+            return [obj]
+        out = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+    def any(self, flag: bool, device: torch.device) -> bool:
+        """True on every rank if ``flag`` is true on any rank."""
+        t = torch.tensor([1.0 if flag else 0.0], device=device)
+        if self.world > 1:
+            dist.all_reduce(t)
+        return bool(t.item() > 0)
+
+    def wrap(self, module: nn.Module, device: torch.device) -> nn.Module:
+        """``module`` wrapped in DistributedDataParallel (gradients averaged across ranks), or itself alone."""
+        if self.world == 1:
+            return module
+        ids = [device.index] if device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(module, device_ids=ids)
+
+    def close(self) -> None:
+        """Leave the process group. Call it after dropping every DDP wrapper: left to the
+        interpreter's exit, gloo's threads were seen to abort a rank now and then (about 1
+        run in 20), after all the work was done."""
+        if self.world == 1 or not dist.is_initialized():
+            return
+        gc.collect()
+        dist.destroy_process_group()
+
+
+def init_distributed(device_name: str) -> tuple[Dist, str]:
+    """Join the process group torchrun set up (NCCL on GPUs, gloo on CPU); alone, do nothing.
+
+    Returns this process's :class:`Dist` and the device it should use (``cuda:LOCAL_RANK``
+    on a machine with GPUs).
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist(), device_name
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and device_name in ("auto", "cuda")
+    if use_cuda:
+        torch.cuda.set_device(local)
+        device_name = f"cuda:{local}"
+    elif device_name == "auto":
+        device_name = "cpu"
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return Dist(rank, world), device_name

@@ -1,0 +1,42 @@
+"""Figures (faderlib.plots): the lambda_E schedule, images side by side, and the pictures of an
+evaluation (edits against the truth, failure cases) on a tiny trained run."""
+
+import pytest
+
+from faderlib import course, plots
+from faderlib.runs import load_run
+
+
+def test_plot_lambda_schedule_shows_the_paper_and_the_run():
+    fig = plots.plot_lambda_schedule(0.01, 1000, 3000)
+    assert len(fig.axes) == 2
+    paper, ours = (ax.lines[0].get_ydata() for ax in fig.axes)
+    assert paper[0] == 0 and max(paper) == pytest.approx(1e-4) and max(ours) == pytest.approx(0.01)
+
+
+def test_side_by_side_titles_each_image():
+    from PIL import Image
+
+    fig = plots.side_by_side({"a": Image.new("RGB", (10, 8)), "b": Image.new("RGB", (10, 8))})
+    assert [ax.get_title() for ax in fig.axes] == ["a", "b"]
+
+
+def test_counterfactual_figure_and_failures_on_a_trained_run(course_dir):
+    run = load_run(course_dir.fader)
+    fig = plots.counterfactual_figure(run, "Smiling", n=2)
+    assert len(fig.axes) == 8
+    assert "dB from the truth" in fig.axes[1].get_title() and "dB from the truth" in fig.axes[2].get_title()
+    assert fig.axes[3].get_title() == "truth: re-rendered"
+
+    fig = plots.failure_figure(run, course_dir.classifier, "Eyeglasses", target=1, n=3, max_images=20)
+    title = fig._suptitle.get_text()
+    assert title.startswith("Eyeglasses -> 1: ") and "edits not read as 1" in title
+    failed, tried = (int(t) for t in title.split(": ")[1].split(" edits")[0].split(" of "))
+    assert 0 <= failed <= tried <= 20
+    assert len(fig.axes) == 2 * max(min(failed, 3), 1)
+
+
+def test_counterfactual_figure_explains_photographs(celeba_dir, tmp_path, capsys):
+    runs = course.ensure_run(tmp_path / "celeba_runs", celeba_dir, ["Smiling"], 32, 2, 4, "cpu", progress=False)
+    assert plots.counterfactual_figure(load_run(runs.fader), "Smiling") is None
+    assert "photographs" in capsys.readouterr().out
