@@ -5,6 +5,8 @@ Measures, on generated 178 x 218 JPEG faces (quality 90, about 7.5 kB each, like
 * preparation throughput (images/s) at 64, 128 and 256 px, all cores;
 * loader throughput from the cache vs decoding the JPEGs per item (crop + resize
   every time), and their ratio, in the same run;
+* the host's share of feeding a training step at 256 px: the float path against the uint8
+  path of faderlib.feed, alternated in the same run;
 * peak resident memory over one whole epoch for two data set sizes, measured in a
   fresh subprocess (VmHWM reset after the imports and a first batch): it must not
   grow with N. The same run without the page release shows what it would cost.
@@ -176,6 +178,54 @@ def bench_memory(roots: dict[int, Path], cache: Path, size: int = 64) -> list[di
     return rows
 
 
+def bench_host_feed(root: Path, cache: Path, size: int = 256, batch: int = 32, batches: int = 60,
+                    rounds: int = 3) -> list[dict]:
+    """The host's share of feeding a training step at ``size`` px, two ways, alternated in one run:
+
+    * float path (the Trainer before the uint8 feed): draw, read the rows, mirror and scale to
+      float32 on the host (``dataset.sample``), then a float32 batch to copy (4 bytes a pixel);
+    * uint8 path (faderlib.feed, the pinned feed of a GPU): draw, read the rows as uint8 into a
+      reused buffer (pinned where a CUDA GPU is present), ready to copy; mirroring and scaling
+      happen on the device, off the host.
+    """
+    import numpy as np
+    import torch
+
+    from faderlib.cache import load_prepared, prepare
+    from faderlib.data import FaderDataset
+
+    data = FaderDataset(load_prepared(prepare(root, size, cache_dir=cache, progress=False)), "all",
+                        ("Smiling",), flip=True)
+    pinned = torch.cuda.is_available()
+    buffer = torch.empty((batch, 3, size, size), dtype=torch.uint8, pin_memory=pinned)
+    out: np.ndarray = buffer.numpy()
+
+    def float_path(g):
+        data.sample(batch, g)
+
+    def uint8_path(g):
+        idx, _ = data.draw(batch, g)
+        data.read(idx, out=out)
+
+    for f in (float_path, uint8_path):  # the page cache warm for both
+        f(torch.Generator().manual_seed(0))
+    best = {float_path: 0.0, uint8_path: 0.0}
+    for _ in range(rounds):
+        for f in (float_path, uint8_path):
+            g = torch.Generator().manual_seed(1)
+            t = time.perf_counter()
+            for _ in range(batches):
+                f(g)
+            best[f] = max(best[f], batches * batch / (time.perf_counter() - t))
+    where = "pinned buffer" if pinned else "reused buffer (pinned on a CUDA machine)"
+    setting = f"{size} px, batch {batch}, {len(data)} images in the page cache, best of {rounds}"
+    return [
+        _row("host feed", f"float path: read, mirror, scale on the host; {setting}", best[float_path], "images/s"),
+        _row("host feed", f"uint8 path: read into a {where}; {setting}", best[uint8_path], "images/s"),
+        _row("host feed", f"uint8 / float, {size} px", best[uint8_path] / best[float_path], "x"),
+    ]
+
+
 def run() -> list[dict]:
     """All data benchmarks; a list of {"benchmark", "setting", "value", "unit"} rows."""
     with tempfile.TemporaryDirectory(prefix="fader-bench-") as tmp:
@@ -188,6 +238,7 @@ def run() -> list[dict]:
         prep_root = roots[N_PREPARE]
         rows = bench_prepare(prep_root, tmp / "cache-prepare")
         rows += bench_loader(prep_root, tmp / "cache-loader")
+        rows += bench_host_feed(prep_root, tmp / "cache-prepare")
         rows += bench_memory({n: roots[n] for n in N_MEMORY}, tmp / "cache-memory")
     return rows
 

@@ -456,8 +456,9 @@ class Prepared:
         code = split_code(split)
         return np.flatnonzero(self.split == code).astype(np.int64)
 
-    def read(self, rows) -> np.ndarray:
-        """Copy rows (any order, repeats allowed) out of the memory map as one (B, 3, S, S) array.
+    def read(self, rows, out: np.ndarray | None = None) -> np.ndarray:
+        """Copy rows (any order, repeats allowed) out of the memory map as one (B, 3, S, S) array,
+        into ``out`` if given (a uint8 array of that shape, e.g. a pinned buffer).
 
         Reads in sorted order for locality, then restores the order asked for. The
         mapped pages are given back to the OS every few MB read, so resident memory
@@ -466,7 +467,11 @@ class Prepared:
         """
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         order = np.argsort(rows, kind="stable")
-        out = np.empty((len(rows), 3, self.size, self.size), np.uint8)
+        shape = (len(rows), 3, self.size, self.size)
+        if out is None:
+            out = np.empty(shape, np.uint8)
+        elif out.shape != shape or out.dtype != np.uint8:
+            raise ValueError(f"out must be a uint8 array of shape {shape}, got {out.dtype} {out.shape}")
         out[order] = self.images[rows[order]]
         self._unreleased += len(rows) * (3 * self.size**2 + 2 * _FAULT_AROUND_BYTES)
         if self._unreleased >= RELEASE_EVERY_BYTES:

@@ -32,16 +32,21 @@ def load(path: str | os.PathLike, map_location="cpu") -> dict:
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
-def rng_state(generator: torch.Generator) -> dict:
-    """Every random state that training consumes: torch's CPU and CUDA generators and ours."""
-    state = {"torch": torch.get_rng_state(), "generator": generator.get_state()}
+def rng_state(**generator_states: torch.Tensor) -> dict:
+    """Every random state that training consumes: torch's CPU (and CUDA) generators, and the
+    given states of named ``torch.Generator`` objects (``generator=g.get_state()``)."""
+    state = {"torch": torch.get_rng_state(), **generator_states}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def set_rng_state(state: dict, generator: torch.Generator) -> None:
+def set_rng_state(state: dict, **generators: torch.Generator) -> None:
+    """Restore what :func:`rng_state` saved; a named generator the state lacks (a checkpoint of
+    an earlier version) keeps its seed."""
     torch.set_rng_state(state["torch"])
-    generator.set_state(state["generator"])
+    for name, generator in generators.items():
+        if name in state:
+            generator.set_state(state[name])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

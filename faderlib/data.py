@@ -99,15 +99,8 @@ class FaderDataset(Dataset):
         generator=generator) < 0.5``: this consumes exactly B draws from the generator
         (none without flip), which keeps resumed runs reproducible.
         """
-        idx = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
-        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= len(self)):
-            raise IndexError(f"batch indices must lie in 0..{len(self) - 1}, "
-                             f"got {int(idx.min())}..{int(idx.max())}")
-        images = self.prepared.read(self.rows[idx.numpy()])  # (B, 3, S, S) uint8, a copy
-        if self.flip:
-            mirror = (torch.rand(len(idx), generator=generator) < 0.5).numpy()
-            images[mirror] = images[mirror][..., ::-1]  # mirror the width axis
-        return to_float(images), self.y[idx]
+        idx = self._check_indices(indices)
+        return self.assemble(idx, self.draw_flips(len(idx), generator))
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None,
                weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,11 +110,42 @@ class FaderDataset(Dataset):
         ``weights`` such as :func:`balanced_weights`), then the flips, all from
         ``generator``.
         """
+        return self.assemble(*self.draw(batch_size, generator, weights))
+
+    # -- the three parts of a batch, for the training feed (faderlib.feed) -----------------
+    def draw(self, batch_size: int, generator: torch.Generator | None = None,
+             weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The random part of :meth:`sample`: the indices (with replacement), then the flips
+        (a bool mask, None without ``flip``), drawn from ``generator`` in that order."""
         if weights is None:
             idx = torch.randint(len(self), (batch_size,), generator=generator)
         else:
             idx = torch.multinomial(weights, batch_size, replacement=True, generator=generator)
-        return self.batch(idx, generator)
+        return idx, self.draw_flips(batch_size, generator)
+
+    def draw_flips(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """Which of ``n`` images to mirror: ``torch.rand(n, generator) < 0.5``, or None without ``flip``."""
+        return torch.rand(n, generator=generator) < 0.5 if self.flip else None
+
+    def read(self, idx: torch.Tensor, out: np.ndarray | None = None) -> np.ndarray:
+        """The uint8 pixels (B, 3, S, S) of examples ``idx``, not flipped, into ``out`` if given
+        (e.g. a pinned buffer that a GPU copies from without a staging copy)."""
+        return self.prepared.read(self.rows[idx.numpy()], out=out)
+
+    def assemble(self, idx: torch.Tensor, mirror: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """x float32 (B, 3, S, S) in [-1, 1], mirrored where ``mirror``, and y, on the host."""
+        images = self.read(idx)  # (B, 3, S, S) uint8, a copy
+        if mirror is not None:
+            m = mirror.numpy()
+            images[m] = images[m][..., ::-1]  # mirror the width axis
+        return to_float(images), self.y[idx]
+
+    def _check_indices(self, indices) -> torch.Tensor:
+        idx = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
+        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= len(self)):
+            raise IndexError(f"batch indices must lie in 0..{len(self) - 1}, "
+                             f"got {int(idx.min())}..{int(idx.max())}")
+        return idx
 
 
 def balanced_weights(dataset: FaderDataset, attribute: str) -> torch.Tensor:

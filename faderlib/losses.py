@@ -49,6 +49,12 @@ def correct_counts(logits: torch.Tensor, y: torch.Tensor, config: ModelConfig) -
     return (predict_classes(logits, config) == y).sum(0).float().cpu()
 
 
+def accuracy(logits: torch.Tensor, y: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """The share of right predictions in a batch, averaged over attributes: a 0-dim tensor left
+    where the logits are (reading it would make the host wait for the device)."""
+    return (predict_classes(logits, config) == y).sum(0).float().mean() / y.shape[0]
+
+
 def discriminator_loss(logits: torch.Tensor, y: torch.Tensor, config: ModelConfig) -> torch.Tensor:
     """Equation (1): the latent discriminator's loss against the TRUE attributes y."""
     return attribute_cross_entropy(logits, y, config)
@@ -58,14 +64,15 @@ def flip_attributes(y: torch.Tensor, config: ModelConfig, generator: torch.Gener
     """The attributes the encoder wants the discriminator to believe.
 
     A binary attribute becomes 1 - y; a K-valued one becomes a different value drawn
-    uniformly among the K - 1 others (y + U{1..K-1} mod K), never the true one.
+    uniformly among the K - 1 others (y + U{1..K-1} mod K), never the true one. The draws
+    come from ``generator`` (a CPU generator, whatever the device of y).
     """
     flipped = y.clone().long()
     for j, attr in enumerate(config.attributes):
         if attr.is_binary:
             flipped[:, j] = 1 - flipped[:, j]
         else:
-            shift = torch.randint(1, attr.n_values, (y.shape[0],), generator=generator, device=y.device)
+            shift = torch.randint(1, attr.n_values, (y.shape[0],), generator=generator).to(y.device)
             flipped[:, j] = (flipped[:, j] + shift) % attr.n_values
     return flipped
 

@@ -28,7 +28,6 @@ import dataclasses
 import math
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -40,9 +39,11 @@ from . import checkpoint as ckpt
 from .cache import prepared
 from .config import ModelConfig, from_settings, parse_attributes
 from .data import FaderDataset, balanced_weights, choose_balance
-from .devices import init_distributed, pick_device, use_channels_last
+from .devices import PRECISIONS, autocast, choose_precision, fits_on_device, init_distributed, pick_device, \
+    use_channels_last
 from .errors import ConfigError, TrainingError, did_you_mean
-from .losses import adversarial_loss, correct_counts, discriminator_loss, lambda_e, reconstruction_loss
+from .feed import BatchFeed, resident_split, split_bytes
+from .losses import accuracy, adversarial_loss, correct_counts, discriminator_loss, lambda_e, reconstruction_loss
 from .models import AutoEncoder, LatentDiscriminator
 from .progress import Progress
 from .runs import FORMAT_VERSION, append_metrics, claim_run_dir, truncate_metrics
@@ -66,6 +67,12 @@ RECIPES["tiny"] = {**RECIPES["course"], "image_size": 32, "steps": 30, "lambda_r
 
 #: Steps of a recipe when ``steps=None`` on a CUDA GPU (the recipe's own steps elsewhere).
 GPU_STEPS = {"course": 20_000}
+
+#: torch.compile's backend for ``compile=True`` ("eager" traces without generating code: tests use it).
+COMPILE_BACKEND = "inductor"
+
+#: What a training row averages over its window, in this order (all but the accuracy are losses).
+WINDOW_KEYS = ("dis_loss", "dis_accuracy", "rec_loss", "adv_loss")
 
 
 @dataclass
@@ -94,12 +101,16 @@ class TrainConfig:
     eval_images: int = 256               # validation images per validation
     log_every: int | None = None         # None: a tenth of the steps, 1 to 25
     device: str = "auto"                 # "auto", "cpu", "cuda", "cuda:1", "mps"
-    bf16: bool = False                   # bf16 autocast, CUDA only
+    precision: str = "auto"              # "fp32", "bf16" (autocast), "auto": devices.choose_precision
     channels_last: str | bool = "auto"   # "auto": the layout measured faster (see `make bench`)
+    compile: bool = False                # torch.compile the two networks (pays on CUDA, if anywhere)
+    prefetch: int | str = "auto"         # batches read ahead by a thread; "auto": 2 on CUDA, 0 on CPU
+    data_on_device: str | bool = "auto"  # the training split uploaded once; "auto": on a GPU where it fits
 
-    #: Settings that may change when a run is resumed: they do not change the weights.
+    #: Settings that may change when a run is resumed: they change how fast, not what is learnt
+    #: (``bf16`` is the name ``precision`` had in run folders of earlier versions).
     RUNTIME_KEYS = ("steps", "checkpoint_every", "eval_every", "eval_images", "log_every", "device",
-                    "bf16", "channels_last")
+                    "precision", "channels_last", "compile", "prefetch", "data_on_device", "bf16")
 
     def __post_init__(self):
         self.attributes = tuple(a.spec for a in parse_attributes(self.attributes))
@@ -118,6 +129,12 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
         if self.lambda_e < 0 or self.lambda_ramp < 0:
             raise ConfigError(f"lambda_e and lambda_ramp must be >= 0, got {self.lambda_e}, {self.lambda_ramp}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if not (self.prefetch == "auto" or (isinstance(self.prefetch, int) and self.prefetch >= 0)):
+            raise ConfigError(f"prefetch is a number of batches (0: none) or 'auto', got {self.prefetch!r}")
+        if self.data_on_device not in ("auto", True, False):
+            raise ConfigError(f"data_on_device must be true, false or 'auto', got {self.data_on_device!r}")
 
     @classmethod
     def from_recipe(cls, recipe: str = "paper", **settings) -> "TrainConfig":
@@ -155,6 +172,11 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        """The configuration a run folder recorded (``config.json``'s ``train``); a record of an
+        earlier version, with ``bf16`` true or false, reads as precision ``bf16`` or ``fp32``."""
+        d = dict(d)
+        if "bf16" in d:
+            d.setdefault("precision", "bf16" if d.pop("bf16") else "fp32")
         return from_settings(cls, d, "training")
 
 
@@ -178,9 +200,7 @@ class Trainer:
         # where: one process, or one of several under torchrun (devices.py)
         self.dist, device_name = init_distributed(config.device)
         self.device = pick_device(device_name)
-        if config.bf16 and self.device.type != "cuda":
-            warnings.warn(f"bf16 autocast is for CUDA GPUs; training in float32 on {self.device}")
-        self.bf16 = config.bf16 and self.device.type == "cuda"
+        self.precision = choose_precision(config.precision, self.device, config.image_size)
         self.channels_last = use_channels_last(config.channels_last, self.device)
 
         # data: one memory-mapped cache, read batch by batch; rank 0 builds it, the others then reuse it
@@ -199,6 +219,13 @@ class Trainer:
         # longer be met by an attribute-blind z, and the encoder learns to write anti-glasses into z:
         # 4 dB worse reconstruction at 3,000 demo steps.
         self.weights = balanced_weights(self.train_set, config.balance) if config.balance else None
+        # how batches reach the device (faderlib.feed): the split on the device when it fits there
+        on_device = config.data_on_device
+        self.data_on_device = fits_on_device(split_bytes(self.train_set), self.device) if on_device == "auto" \
+            else bool(on_device)
+        self.prefetch = (2 if self.device.type == "cuda" and not self.data_on_device else 0) \
+            if config.prefetch == "auto" else config.prefetch
+        self._resident = None  # uploaded at the first train()
 
         # networks and optimisers; the same initial weights on every rank
         torch.manual_seed(config.seed)
@@ -214,9 +241,19 @@ class Trainer:
         self.opt_ae = torch.optim.Adam(self.ae.parameters(), lr=config.lr, betas=betas, fused=fused)
         self.opt_dis = torch.optim.Adam(self.dis.parameters(), lr=config.lr, betas=betas, fused=fused)
         self.ae_ddp, self.dis_ddp = self.dist.wrap(self.ae, self.device), self.dist.wrap(self.dis, self.device)
-        # each rank draws its own batches and dropout masks
-        torch.manual_seed(config.seed + 1000 * self.dist.rank)
-        self.generator = torch.Generator().manual_seed(config.seed + 1000 * self.dist.rank)
+        # what the two steps call: the same networks, compiled if asked (the weights stay in self.ae, self.dis)
+        self._ae_fwd, self._dis_fwd = self.ae_ddp, self.dis_ddp
+        if config.compile:
+            self._ae_fwd = torch.compile(self.ae_ddp, backend=COMPILE_BACKEND)
+            self._dis_fwd = torch.compile(self.dis_ddp, backend=COMPILE_BACKEND)
+        # each rank draws its own batches and dropout masks; the flipped values of K-valued
+        # attributes have a stream of their own, so that batches can be drawn ahead of the steps
+        rank_seed = config.seed + 1000 * self.dist.rank
+        torch.manual_seed(rank_seed)
+        self.generator = torch.Generator().manual_seed(rank_seed)
+        self.flip_generator = torch.Generator().manual_seed(rank_seed + 500)
+        self._rng_next = self.generator.get_state()  # the batch stream's state after the last full iteration
+        self._window: torch.Tensor | None = None     # the running sums of WINDOW_KEYS, on the device
 
         self.step = 0
         self.best_valid = math.inf
@@ -264,13 +301,16 @@ class Trainer:
         self.opt_dis.load_state_dict(state["opt_latent_discriminator"])
         self.step = int(state["step"])
         self.best_valid = float(state["best_valid"])
-        ckpt.set_rng_state(state["rng"][self.dist.rank], self.generator)
+        ckpt.set_rng_state(state["rng"][self.dist.rank], generator=self.generator, flip_generator=self.flip_generator)
+        self._rng_next = self.generator.get_state()
         if self.dist.main:
             truncate_metrics(self.run_dir, self.step)
 
     def save_checkpoint(self, name: str = "last.pt") -> Path | None:
-        """Write everything :meth:`load_checkpoint` restores (rank 0 writes; every rank's random state)."""
-        states = self.dist.gather(ckpt.rng_state(self.generator))
+        """Write everything :meth:`load_checkpoint` restores (rank 0 writes; every rank's random state).
+        The batch stream is saved where the last full iteration left it (a prefetch thread may
+        have drawn further)."""
+        states = self.dist.gather(ckpt.rng_state(generator=self._rng_next, flip_generator=self.flip_generator.get_state()))
         if not self.dist.main:
             return None
         state = {
@@ -289,17 +329,19 @@ class Trainer:
         return ckpt.atomic_save(state, self.checkpoint_dir / name)
 
     # ------------------------------------------------------------------ batches
-    def _draw(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """A random batch, with replacement, from our generator (so a resumed run draws the same)."""
-        x, y = self.train_set.sample(self.config.batch_size, self.generator, self.weights)
-        return self._to_device(x), y.to(self.device)
+    def _feed(self) -> BatchFeed:
+        """The training batches, drawn with replacement from our generator (so a resumed run draws the same)."""
+        if self.data_on_device and self._resident is None:
+            self._resident = resident_split(self.train_set, self.device)
+        return BatchFeed(self.train_set, self.config.batch_size, self.generator, self.device, weights=self.weights,
+                         channels_last=self.channels_last, prefetch=self.prefetch, resident=self._resident)
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def _autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16)
+        return autocast(self.device, self.precision)
 
     # ------------------------------------------------------------------ the two steps
     def discriminator_step(self, x: torch.Tensor, y: torch.Tensor) -> dict:
@@ -309,13 +351,13 @@ class Trainer:
         with torch.no_grad(), self._autocast():
             z = self.ae.encode(x)
         with self._autocast():
-            logits = self.dis_ddp(z)
+            logits = self._dis_fwd(z)
             loss = discriminator_loss(logits.float(), y, self.model_config)
         self.opt_dis.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.dis.parameters(), self.config.clip_grad_norm)
         self.opt_dis.step()
-        return {"dis_loss": loss.detach(), "dis_accuracy": _accuracy(logits.detach(), y, self.model_config)}
+        return {"dis_loss": loss.detach(), "dis_accuracy": accuracy(logits.detach(), y, self.model_config)}
 
     def autoencoder_step(self, x: torch.Tensor, y: torch.Tensor) -> dict:
         """Loss (3): reconstruct x from (E(x), y) and fool P; only E and D are stepped."""
@@ -325,9 +367,9 @@ class Trainer:
         self.dis.requires_grad_(False)
         try:
             with self._autocast():
-                z, x_hat = self.ae_ddp(x, y)
+                z, x_hat = self._ae_fwd(x, y)
                 rec = reconstruction_loss(x_hat.float(), x)
-                adv = adversarial_loss(self.dis(z).float(), y, self.model_config, self.generator) if lam > 0 \
+                adv = adversarial_loss(self.dis(z).float(), y, self.model_config, self.flip_generator) if lam > 0 \
                     else rec.new_zeros(())
                 loss = rec + lam * adv
             self.opt_ae.zero_grad(set_to_none=True)
@@ -342,52 +384,91 @@ class Trainer:
     def train(self, steps: int | None = None) -> list[dict]:
         """Train up to ``steps`` iterations in all (default: the configured number).
 
-        Writes a checkpoint every ``checkpoint_every`` steps and at the end; stops with a
-        :class:`TrainingError` naming the step at the first non-finite loss, keeping the
-        last good checkpoint. Returns the rows logged by this call.
+        Writes a checkpoint every ``checkpoint_every`` steps and at the end. Nothing inside a
+        step waits for the device: losses accumulate where they are computed and are read at
+        each log row; a non-finite loss is looked for then and before every validation and
+        checkpoint, and stops training with a :class:`TrainingError` naming its step, before
+        anything is written from the bad state (the last good checkpoint is kept). Returns the
+        rows logged by this call.
         """
         total = self.config.steps if steps is None else steps
         logged: list[dict] = []
-        window: dict[str, list[float]] = {}
         bar = self.progress.bar(total, unit="step", initial=self.step, enabled=self.dist.main)
+        feed = self._feed()
+        self._reset_window()
         t0, images = time.perf_counter(), 0
         try:
             while self.step < total:
-                x, y = self._draw()
-                d = self.discriminator_step(x, y)
-                x, y = self._draw()
-                a = self.autoencoder_step(x, y)
-                self._check_finite({**d, **a})
+                batch = feed.next()
+                d = self.discriminator_step(batch.x, batch.y)
+                batch = feed.next()
+                a = self.autoencoder_step(batch.x, batch.y)
+                self._rng_next = batch.rng_state
+                self._accumulate(d, a)
                 self.step += 1
-                images += 2 * x.shape[0]
-                for k, v in {**d, **a}.items():
-                    window.setdefault(k, []).append(float(v))
+                images += 2 * batch.x.shape[0]
                 if self.step % self.config.log_every == 0 or self.step == total:
+                    row = self._window_row()  # reads the device once, and checks for non-finite losses
                     elapsed = time.perf_counter() - t0
-                    row = {"phase": "train", "step": self.step,
-                           **{k: sum(v) / len(v) for k, v in window.items()},
-                           "images_per_s": images * self.dist.world / max(elapsed, 1e-9)}
-                    window, images, t0 = {}, 0, time.perf_counter()
+                    row["images_per_s"] = images * self.dist.world / max(elapsed, 1e-9)
+                    images, t0 = 0, time.perf_counter()
                     self._log(row, logged)
                     bar.set_postfix(rec=f"{row['rec_loss']:.4f}", dis=f"{row['dis_loss']:.3f}",
                                     acc=f"{row['dis_accuracy']:.2f}", lam=f"{row['lambda_e']:.1e}")
                 if self.step % self.config.eval_every == 0 or self.step == total:
+                    self._check_finite()
                     self._log(self.validate(), logged)
                 if self.step % self.config.checkpoint_every == 0 or self.step == total:
+                    self._check_finite()
                     self.save_checkpoint("last.pt")
                 bar.update(1)
         finally:
+            feed.close()
+            self.generator.set_state(self._rng_next)  # where the last full iteration left the stream
             bar.close()
         return logged
 
-    def _check_finite(self, values: dict) -> None:
-        bad = {k: float(v) for k, v in values.items() if k.endswith("loss") and not math.isfinite(float(v))}
-        if self.dist.any(bool(bad), self.device):
-            what = ", ".join(f"{k} = {v}" for k, v in bad.items()) or "a loss on another rank"
+    # ------------------------------------------------------------------ the running window
+    def _reset_window(self) -> None:
+        self._window, self._lambdas, self._first_bad = None, [], None
+
+    def _accumulate(self, d: dict, a: dict) -> None:
+        """Add one iteration's values to the window, on the device (no synchronisation), and
+        remember the first step whose losses are not finite, with its values."""
+        values = torch.stack([d["dis_loss"], d["dis_accuracy"], a["rec_loss"], a["adv_loss"]])
+        values = values.to(torch.float32 if self.device.type == "mps" else torch.float64)  # sums as Python's
+        if self._window is None:
+            self._window = torch.zeros_like(values)
+            self._first_bad = torch.full((), math.inf, dtype=values.dtype, device=values.device)
+            self._bad_values = torch.zeros_like(values)
+        self._window += values
+        losses_bad = ~torch.isfinite(values[[0, 2, 3]]).all()
+        new = losses_bad & torch.isinf(self._first_bad)
+        self._bad_values = torch.where(new, values, self._bad_values)
+        self._first_bad = torch.where(new, torch.full_like(self._first_bad, self.step + 1), self._first_bad)
+        self._lambdas.append(a["lambda_e"])
+
+    def _window_row(self) -> dict:
+        """The averages of the window as a train row (one read of the device), then a new window."""
+        self._check_finite()
+        n = len(self._lambdas)
+        sums = self._window.tolist()
+        row = {"phase": "train", "step": self.step, **{k: v / n for k, v in zip(WINDOW_KEYS, sums)},
+               "lambda_e": sum(self._lambdas) / n}
+        self._reset_window()
+        return row
+
+    def _check_finite(self) -> None:
+        """Stop if a loss of the steps since the last check was not finite (on any rank)."""
+        first = float(self._first_bad) if self._first_bad is not None else math.inf
+        if self.dist.any(math.isfinite(first), self.device):
+            bad = dict(zip(WINDOW_KEYS, self._bad_values.tolist())) if math.isfinite(first) else {}
+            what = ", ".join(f"{k} = {v}" for k, v in bad.items() if k.endswith("loss") and not math.isfinite(v))
+            step = f"step {int(first)}" if math.isfinite(first) else f"a step up to {self.step}"
             raise TrainingError(
-                f"step {self.step + 1}: {what} is not finite; training stopped. The last good checkpoint "
-                f"({self.checkpoint_dir / 'last.pt'}, step {self._last_saved_step()}) is kept. "
-                "Try a smaller learning rate or lambda_E."
+                f"{step}: {what or 'a loss on another rank'} is not finite (found at the check of step "
+                f"{self.step}); training stopped. The last good checkpoint ({self.checkpoint_dir / 'last.pt'}, "
+                f"step {self._last_saved_step()}) is kept. Try a smaller learning rate or lambda_E."
             )
 
     def _last_saved_step(self) -> int:
@@ -437,8 +518,3 @@ class Trainer:
         x, y = self.valid_set.batch(torch.arange(min(n, len(self.valid_set))))
         grid = edit_grid(self.ae, x.to(self.device), y.to(self.device))
         grid.save(self.run_dir / "samples" / f"step_{self.step:07d}.png")
-
-
-def _accuracy(logits: torch.Tensor, y: torch.Tensor, config: ModelConfig) -> torch.Tensor:
-    """Mean over attributes of the share of right predictions in a batch."""
-    return correct_counts(logits, y, config).mean() / y.shape[0]
