@@ -42,7 +42,7 @@ from . import synth
 from .celeba import CelebA, default_data_dir, read_celeba, resolve_data_dir
 from .celeba_facts import CROP_BOTTOM, CROP_TOP, IMAGE_HEIGHT, SPLIT_NAMES
 from .errors import DataError
-from .files import atomic_write_text
+from .files import FolderLock, atomic_write_text
 from .images import decode_image
 from .progress import progress_bar
 
@@ -77,8 +77,10 @@ def _decode_chunk(npy_path: str, start: int, paths: list[str], size: int, crop, 
         for k, path in enumerate(paths):
             try:
                 images[start + k] = decode_image(path, size, crop)
-            except DataError:
-                raise  # wrong image size: a layout mistake, never skipped
+            except DataError as e:  # a wrong image size: skipped only with skip_bad, like any bad image
+                if not skip_bad:
+                    raise
+                skipped.append((start + k, os.path.basename(path), f"wrong size: {e}"))
             except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
                 reason = f"{type(e).__name__}: {e}"
                 if not skip_bad:
@@ -88,7 +90,7 @@ def _decode_chunk(npy_path: str, start: int, paths: list[str], size: int, crop, 
                         f"{path}: image {what} ({reason}). "
                         + ("Check that the image zip was fully extracted. " if missing else
                            "Re-download or re-extract it. ")
-                        + "Or call prepare(..., skip_bad=True) to leave such "
+                        + "Or pass --skip-bad (skip_bad=True in Python) to leave such "
                         "images out and count them.") from None
                 skipped.append((start + k, os.path.basename(path), reason))
         images.flush()
@@ -154,9 +156,17 @@ def _is_complete(path: Path, meta: dict | None) -> str | None:
 # --------------------------------------------------------------------------- helpers
 
 
+#: The environment variable that says where caches go (what ``--cache-dir`` sets for a command).
+CACHE_ENV_VAR = "FADER_CACHE"
+
+
 def cache_path(data_dir: str | os.PathLike | None, size: int,
                cache_dir: str | os.PathLike | None = None) -> Path:
-    """The folder :func:`prepare` uses: ``<cache_dir or data_dir/fader_cache>/<size>``."""
+    """The folder :func:`prepare` uses: ``<base>/<size>``, where the base is ``cache_dir`` if
+    given, else ``$FADER_CACHE`` if set (``--cache-dir`` sets it for a command), else
+    ``<data_dir>/fader_cache``. One base per data set: a cache of another data set there is rebuilt."""
+    if cache_dir is None:
+        cache_dir = os.environ.get(CACHE_ENV_VAR) or None
     if cache_dir is None:
         base = resolve_data_dir(data_dir) / "fader_cache"
     else:
@@ -181,7 +191,8 @@ def _check_disk_space(base: Path, n: int, size: int) -> None:
         raise DataError(
             f"Not enough free disk space for the {size} px cache in {base}: it needs {_gb(need)} "
             f"({n:,} images x 3 x {size} x {size} bytes, plus a margin), but only {_gb(free)} is free. "
-            f"Free some space, {hint}, or put the cache on another disk with cache_dir=... .")
+            f"Free some space, {hint}, or put the cache on another disk with --cache-dir DIR (or "
+            f"FADER_CACHE=DIR; cache_dir=... in Python).")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -311,7 +322,7 @@ def prepare(data_dir: str | os.PathLike | None, size: int, *, cache_dir: str | o
     fingerprint = _fingerprint(celeba, size, crop)
 
     meta = _read_meta(target)
-    if not force and _is_complete(target, meta) is None and meta.get("fingerprint") == fingerprint:
+    if not force and _up_to_date(target, meta, fingerprint, celeba):
         return target
 
     n = len(celeba)
@@ -323,14 +334,48 @@ def prepare(data_dir: str | os.PathLike | None, size: int, *, cache_dir: str | o
             if not os.path.isfile(p):
                 raise DataError(
                     f"Image not found: {p} (named in {celeba.attribute_file.name}). Extract "
-                    f"img_align_celeba.zip so that the JPEGs lie in {celeba.image_dir}, or call "
-                    "prepare(..., skip_bad=True) to leave missing images out.")
+                    f"img_align_celeba.zip so that the JPEGs lie in {celeba.image_dir}, or "
+                    "pass --skip-bad (skip_bad=True in Python) to leave missing images out.")
     _check_disk_space(base, n, size)
     try:
         base.mkdir(parents=True, exist_ok=True)
+        lock = FolderLock(base, f"building the {size} px cache of {root}")
+        lock.acquire(wait=True, on_wait=lambda holder: print(f"waiting for {holder}, which is building a cache in "
+                                                             f"{base} (the work is not done twice)", flush=True))
     except OSError as e:
-        raise DataError(f"Cannot create the cache folder {base} ({e}). Put the cache somewhere "
-                        "writable with cache_dir=... .") from None
+        raise DataError(f"Cannot create the cache folder {base} ({e}): is the data folder read-only? Put the "
+                        "cache somewhere writable with --cache-dir DIR (or FADER_CACHE=DIR; cache_dir=... in "
+                        "Python), for every command that reads the data.") from None
+    try:
+        if not force and _up_to_date(target, _read_meta(target), fingerprint, celeba):
+            lock.release()
+            return target  # built by the process we waited for
+        built = _build(celeba, root, target, fingerprint, paths, size, crop, skip_bad, workers, progress)
+    except BaseException:
+        lock.discard()  # leave the cache folder as it was (a waiting process then builds it afresh)
+        raise
+    lock.release()
+    return built
+
+
+def _up_to_date(target: Path, meta: dict | None, fingerprint: dict, celeba: CelebA) -> bool:
+    """Complete, of the same source and settings, and no skipped image changed since (fixed or replaced)."""
+    if _is_complete(target, meta) is not None or meta.get("fingerprint") != fingerprint:
+        return False
+    return all(_file_stamp_or_none(celeba.image_path(s["file"])) == s.get("stamp") for s in meta.get("skipped", []))
+
+
+def _file_stamp_or_none(path: Path) -> dict | None:
+    try:
+        return _file_stamp(path)
+    except OSError:
+        return None
+
+
+def _build(celeba: CelebA, root: Path, target: Path, fingerprint: dict, paths: list[str], size: int, crop,
+           skip_bad: bool, workers: int | None, progress: bool) -> Path:
+    """Decode every image into a temporary folder beside ``target``, then rename it (the lock held)."""
+    base, n = target.parent, len(paths)
     _clean_stale(base, target.name)
 
     tmp = base / f".{target.name}.tmp-{os.getpid()}"
@@ -363,7 +408,8 @@ def prepare(data_dir: str | os.PathLike | None, size: int, *, cache_dir: str | o
             "count": int(keep.sum()),
             "source_count": n,
             "skipped_count": len(skipped),
-            "skipped": [{"file": name, "reason": reason} for _, name, reason in skipped],
+            "skipped": [{"file": name, "reason": reason, "stamp": _file_stamp_or_none(celeba.image_path(name))}
+                        for _, name, reason in skipped],
             "attributes": list(table.columns),
             "split_counts": dict(zip(SPLIT_NAMES, np.bincount(celeba.split.to_numpy()[keep],
                                                               minlength=3)[:3].tolist())),

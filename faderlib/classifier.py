@@ -21,7 +21,7 @@ from .cache import prepared
 from .config import ModelConfig, jsonable, parse_attributes
 from .data import FaderDataset
 from .devices import pick_device
-from .files import atomic_write_text
+from .files import LOCK_NAME, FolderLock, atomic_write_text
 from .losses import attribute_cross_entropy, correct_counts, predict_classes
 from .models import AttributeClassifier
 from .progress import progress_bar
@@ -66,13 +66,27 @@ def train_classifier(config: ClassifierConfig, out_dir: str | os.PathLike, *, pr
         old = json.loads(record_path.read_text())
         if old.get("train") == jsonable(config.to_dict()) and weights_path.exists():
             return old
+        if (out / "checkpoints").is_dir() or "lambda_e" in old.get("train", {}):
+            raise FileExistsError(f"{out} is the run folder of a Fader network, not of a classifier; give "
+                                  f"train-classifier a folder of its own (e.g. {out}_classifier); nothing was changed")
         raise FileExistsError(
             f"{out} holds a classifier trained with other settings; choose another --out folder "
             "(nothing was overwritten)"
         )
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
         raise FileExistsError(f"{out} is not empty and holds no classifier; choose a new or empty folder")
+    lock = FolderLock(out, "training a classifier").acquire()  # a second process on it is refused
+    try:
+        return _train(config, out, progress)
+    except BaseException:
+        lock.discard()
+        raise
+    finally:
+        lock.release()
 
+
+def _train(config: ClassifierConfig, out: Path, progress) -> dict:
+    record_path, weights_path = out / "config.json", out / "classifier.pt"
     data = prepared(config.data_dir, config.image_size, progress=progress)
     names = list(config.attributes or data.attributes.columns)
     model_config = ModelConfig.from_preset(config.preset, config.image_size, names, **config.model)

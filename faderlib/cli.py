@@ -18,13 +18,14 @@ import sys
 import traceback
 import warnings
 
-from .cache import prepare
+from .cache import CACHE_ENV_VAR, prepare
 from .celeba import default_data_dir, resolve_data_dir
 from .classifier import ClassifierConfig, train_classifier
 from .config import ModelConfig
 from .demo import run_demo
 from .edit import EditNote, edit_image, parse_changes
 from .evaluate import evaluate, format_report
+from .images import check_output, save_image
 from .interpolate import DEFAULT_ALPHAS, interpolation_grid, interpolation_grid_2d, parse_alphas, save_grid
 from .runs import load_run
 from .summary import format_table, parameter_counts
@@ -151,7 +152,7 @@ def cmd_summary(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    out = generate(args.out_dir or default_data_dir(), n=args.n, seed=args.seed, workers=args.workers)
+    out = generate(args.out_dir or default_data_dir(), n=args.n, seed=args.seed, workers=args.workers, force=args.force)
     print(f"synthetic faces written to {out}")
     return 0
 
@@ -169,13 +170,19 @@ def train_config(args) -> TrainConfig:
 
 
 def cmd_train(args) -> int:
-    trainer = Trainer(train_config(args), args.out, progress=not args.quiet)
-    if trainer.step:
-        print(f"resuming {args.out} from step {trainer.step}")
-    trainer.train()
-    if trainer.dist.main:
-        print(f"done: {trainer.step} steps; checkpoints in {trainer.checkpoint_dir}")
-    trainer.close()
+    trainer = Trainer(train_config(args), args.out, progress=not args.quiet, resume_from=args.resume_from)
+    try:
+        if trainer.step:
+            print(f"resuming {args.out} from step {trainer.step}")
+        if trainer.step >= trainer.config.steps:
+            print(f"nothing to train: {args.out} is at step {trainer.step} and --steps is {trainer.config.steps}"
+                  + ("" if trainer.step else "; no checkpoint was written"))
+            return 0
+        trainer.train()
+        if trainer.dist.main:
+            print(f"done: {trainer.step} steps; checkpoints in {trainer.checkpoint_dir}")
+    finally:
+        trainer.close()
     return 0
 
 
@@ -206,19 +213,21 @@ def cmd_grid(args) -> int:
         grid = interpolation_grid_2d(run, args.attr, args.attr2, alphas, alphas2, index=args.index)
     else:
         grid = interpolation_grid(run, attribute=args.attr, alphas=alphas, n=args.n, start=args.index)
-    print(f"grid written to {save_grid(grid, args.out)} ({grid.width}x{grid.height})")
+    print(f"grid written to {save_grid(grid, args.out, force=args.force)} ({grid.width}x{grid.height})")
     return 0
 
 
 def cmd_edit(args) -> int:
     changes = parse_changes(args.set or [])
+    check_output(args.out, args.force, protect=(args.image,))  # before any work: a refusal costs nothing
     with warnings.catch_warnings(record=True) as notes:
         warnings.simplefilter("always", EditNote)
         image = edit_image(args.run_dir, args.image, changes, crop=args.crop, compare=args.compare,
                            classifier=args.classifier, checkpoint=args.checkpoint)
     for note in notes:
         print(f"note: {note.message}")
-    print(f"edited image written to {save_grid(image, args.out)} ({image.width}x{image.height})")
+    out = save_image(image, args.out, force=args.force, protect=(args.image,))
+    print(f"edited image written to {out} ({image.width}x{image.height})")
     return 0
 
 
@@ -241,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=20000, help="number of faces (default 20000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same faces)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: every core)")
+    p.add_argument("--force", action="store_true",
+                   help="replace a complete synthetic set made with other settings (runs and caches made from it "
+                        "then no longer match)")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("prepare", help="crop, resize and cache a data set as one memory-mapped array")
@@ -248,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CelebA or synthetic data folder (default: $FADER_DATA, else data/synthetic)")
     p.add_argument("--size", type=int, default=_field_defaults(TrainConfig)["image_size"],
                    help=f"{TRAIN_FLAGS['image_size'][1]} (default %(default)s, the training default)")
-    p.add_argument("--cache-dir", default=None, help="where to write the cache (default DATA_DIR/fader_cache)")
+    p.add_argument("--cache-dir", default=None,
+                   help="where to write the cache (default: $FADER_CACHE, else DATA_DIR/fader_cache)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: every core)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted) instead of stopping")
     p.add_argument("--force", action="store_true", help="rebuild the cache even if it looks up to date")
@@ -273,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-on-device", choices=["auto", "on", "off"], default=None,
                    help="upload the training split to the GPU once as uint8 (default auto: when it fits "
                         "with room to spare)")
+    p.add_argument("--resume-from", choices=["last.pt", "best.pt"], default="last.pt",
+                   help="the checkpoint of --out to resume from (best.pt: when last.pt is damaged)")
+    _add_cache_dir(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -280,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for classifier.pt and config.json")
     _add_settings(p, ClassifierConfig, CLASSIFIER_FLAGS)
     p.add_argument("--init-fm", type=int, default=None, help="filters of the first layer (the preset's by default)")
+    _add_cache_dir(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train_classifier)
 
@@ -292,11 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="edit strength of the swaps: 1 = set to 0/1 (paper), 1.5 = alpha 1.5 / -0.5")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_cache_dir(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("grid", help="interpolation grid: one attribute swept beyond [0, 1] (or two, on two axes)")
     p.add_argument("run_dir")
-    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--out", required=True, help="image file to write: .png (lossless) or .jpg")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    _add_cache_dir(p)
     p.add_argument("--attr", default=None, help="binary attribute to sweep (default: the run's first)")
     p.add_argument("--alphas", default=",".join(f"{a:g}" for a in DEFAULT_ALPHAS),
                    help="comma-separated alphas; the decoder gets [1 - alpha, alpha] (default %(default)s)")
@@ -315,7 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="attribute value, repeatable: binary alpha (0 absent, 1 present, beyond exaggerates), "
                         "categorical class index; attributes not set are 0 (or the --classifier's reading)")
-    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--out", required=True,
+                   help="image file to write: .png (lossless) or .jpg (quality 95); never the input photo")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists (never the input photo)")
     p.add_argument("--crop", choices=["auto", "celeba", "center"], default="auto",
                    help="celeba: rows 20..197 of an aligned 178x218 image; center: centred square; "
                         "auto (default): celeba for 178x218 images, else center")
@@ -326,13 +348,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the whole pipeline on the synthetic faces, on CPU (what `make demo` runs)")
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    _add_cache_dir(p)
     p.add_argument("--quick", action="store_true", help="a tiny version for tests (minutes become seconds)")
     p.set_defaults(func=cmd_demo)
     return parser
 
 
+def _add_cache_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache-dir", default=None,
+                   help=f"where the data's caches are, or go (default: ${CACHE_ENV_VAR}, else DATA_DIR/fader_cache): "
+                        "for a data folder on a read-only share, or a faster disk")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "cache_dir", None) and args.command != "prepare":
+        os.environ[CACHE_ENV_VAR] = args.cache_dir  # for every cache this command opens, in this process and its children
     try:
         return args.func(args)
     except (ValueError, RuntimeError, OSError) as exc:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from .cache import CACHE_ENV_VAR
 from .celeba import DATA_ENV_VAR, read_celeba, resolve_data_dir
 from .classifier import ClassifierConfig, train_classifier
 from .demo import DEMO
@@ -54,6 +55,7 @@ class EnvironmentReport:
 
     rows: list[tuple[bool, str]]
     device: str
+    caches: str = "beside the data, in DATA_DIR/fader_cache"
 
     @property
     def ok(self) -> bool:
@@ -62,6 +64,7 @@ class EnvironmentReport:
     def __str__(self) -> str:
         lines = [f"[{'OK' if ok else 'FAIL':>4}] {text}" for ok, text in self.rows]
         lines.append(f"device: {self.device}")
+        lines.append(f"data caches: {self.caches}")
         if not self.ok:
             lines.append("Fix the FAIL lines first: `make install` (or `pip install -e .`) from the repository root.")
         return "\n".join(lines)
@@ -86,13 +89,19 @@ def _version_tuple(text: str) -> tuple:
         return tuple(parts)
 
 
-def environment_check(requirements: Sequence[tuple[str, str, str | None]] = REQUIREMENTS) -> EnvironmentReport:
+def environment_check(requirements: Sequence[tuple[str, str, str | None]] = REQUIREMENTS,
+                      cache_dir: str | os.PathLike | None = None) -> EnvironmentReport:
     """Check Python and every package the notebooks import, OK or FAIL each with its version
-    and the minimum needed; say which device training will use. The first cell of every notebook.
+    and the minimum needed; say which device training will use and where the data's caches
+    go. The first cell of every notebook.
 
     A package counts as OK when it imports (an installed but broken package fails) and its
-    version is at least the minimum.
+    version is at least the minimum. ``cache_dir`` (the notebooks' ``CACHE_DIR``) puts the
+    caches there for the whole kernel, as ``$FADER_CACHE`` (``--cache-dir`` on the command
+    line) does: for a data folder on a read-only share, or a faster disk.
     """
+    if cache_dir is not None:
+        os.environ[CACHE_ENV_VAR] = str(Path(cache_dir).expanduser().resolve())
     rows: list[tuple[bool, str]] = []
     py = platform.python_version()
     rows.append((sys.version_info >= (3, 10), f"python {py} (needs >= 3.10) at {sys.executable}"))
@@ -111,7 +120,10 @@ def environment_check(requirements: Sequence[tuple[str, str, str | None]] = REQU
             continue
         ok = minimum is None or _version_tuple(version) >= _version_tuple(minimum)
         rows.append((ok, f"{dist} {version}{need}" + ("" if ok else f": upgrade with pip install -U \"{dist}>={minimum}\"")))
-    return EnvironmentReport(rows, describe_device())
+    report = EnvironmentReport(rows, describe_device())
+    if os.environ.get(CACHE_ENV_VAR):
+        report.caches = f"{os.environ[CACHE_ENV_VAR]} (${CACHE_ENV_VAR})"
+    return report
 
 
 

@@ -37,6 +37,9 @@ def parse_changes(items: Sequence[str]) -> dict[str, float]:
         name, sep, value = str(item).partition("=")
         if not sep or not name.strip():
             raise ValueError(f"--set {item!r}: expected NAME=VALUE, e.g. --set Smiling=1.5")
+        if name.strip() in changes:
+            raise ValueError(f"--set {name.strip()} is given twice ({name.strip()}={changes[name.strip()]:g} and "
+                             f"{item}); give each attribute once")
         try:
             changes[name.strip()] = float(value)
         except ValueError:

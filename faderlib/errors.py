@@ -7,7 +7,9 @@ found and what to do next, so that a user mistake reads as one clear line, never
 * :class:`AttributeNameError`: an attribute name that is malformed, repeated or unknown. It is
   both of the above: a setting that does not fit the data;
 * :class:`TrainingError`: training cannot go on (a non-finite loss, a run folder of another
-  configuration).
+  configuration); :class:`CheckpointError`, one of them: a checkpoint that is not what it claims;
+* :class:`FolderInUseError`: another process is writing the same folder (a run, a cache);
+* :class:`DiskFullError`: not enough free space for a file about to be written.
 """
 
 from __future__ import annotations
@@ -30,6 +32,18 @@ class AttributeNameError(ConfigError, DataError):
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss, a run directory of another configuration)."""
+
+
+class CheckpointError(TrainingError):
+    """A checkpoint that cannot be used: empty, truncated, damaged, foreign or not a checkpoint."""
+
+
+class FolderInUseError(RuntimeError):
+    """Another process holds the lock of a folder it is writing (a run, a cache, a classifier)."""
+
+
+class DiskFullError(OSError):
+    """Not enough free disk space for what is about to be written; the message says how much is needed."""
 
 
 def did_you_mean(name: str, choices: Iterable[str], cutoff: float = 0.5) -> str:

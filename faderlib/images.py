@@ -169,3 +169,44 @@ def prepare_photo(image, size: int, crop: str = "auto", name: str | None = None)
         left, top = (w - side) // 2, (h - side) // 2
         pil, rows = pil.crop((left, top, left + side, top + side)), None
     return to_float(crop_and_resize(pil, size, rows))[None], mode
+
+
+# ----------------------------------------------------------------------------- writing a picture
+#: What :func:`save_image` writes, by the extension of the path.
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+
+
+def check_output(path: str | os.PathLike, force: bool = False, protect: tuple = ()) -> str:
+    """The format :func:`save_image` would write ``path`` in; raises first if it would refuse:
+    an extension other than .png/.jpg/.jpeg, an existing file without ``force``, a file of
+    ``protect`` (the input photo of an edit, say) even with ``force``."""
+    path = Path(path)
+    fmt = IMAGE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: write a .png (lossless) or a .jpg file; {path.suffix or 'no extension'!r} is not "
+                         "a format this command writes")
+    for source in protect:
+        if path.exists() and Path(source).exists() and os.path.samefile(path, source):
+            raise ValueError(f"{path} is the input image itself: choose another --out, it would be overwritten")
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} already exists and was left as it is; choose another --out, or pass --force "
+                              "to replace it")
+    return fmt
+
+
+def save_image(image: Image.Image, path: str | os.PathLike, *, force: bool = False,
+               protect: tuple = ()) -> Path:
+    """Write ``image`` in the format its extension names: PNG (lossless: use it for anything
+    measured), or JPEG at quality 95 for ``.jpg``/``.jpeg``; any other extension is refused.
+
+    An existing file is never replaced unless ``force``, and the files in ``protect`` (the
+    input photo of an edit, say) never, even with ``force`` (:func:`check_output`).
+    """
+    path = Path(path)
+    fmt = check_output(path, force, protect)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "JPEG":
+        image.convert("RGB").save(path, format="JPEG", quality=95, subsampling=0)
+    else:
+        image.save(path, format="PNG")
+    return path

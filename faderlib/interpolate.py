@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .images import save_image
 from .models import AutoEncoder, check_changes, code_for
 from .runs import Run, load_run
 from .visual import evaluating, tile, write
@@ -184,11 +185,7 @@ def interpolation_grid_2d(model, attribute: str, attribute2: str, alphas: Sequen
     return out
 
 
-def save_grid(image: Image.Image, path: str | os.PathLike) -> str:
-    """Save a grid as PNG (lossless: the cells are the decoder's pixels)."""
-    path = os.fspath(path)
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    image.save(path, format="PNG")
-    return path
+def save_grid(image: Image.Image, path: str | os.PathLike, force: bool = False) -> str:
+    """Save a grid (:func:`faderlib.images.save_image`): PNG for ``.png`` (lossless: the cells are the
+    decoder's pixels), JPEG for ``.jpg``; an existing file only with ``force``."""
+    return str(save_image(image, path, force=force))

@@ -33,7 +33,7 @@ from .cache import prepared
 from .config import ModelConfig, jsonable
 from .data import FaderDataset
 from .errors import TrainingError
-from .files import atomic_write_text
+from .files import LOCK_NAME, atomic_write_text
 from .models import AutoEncoder, LatentDiscriminator
 
 #: Version of the run folder's files (config.json and checkpoints).
@@ -150,7 +150,7 @@ def claim_run_dir(run_dir: str | os.PathLike, record: dict, runtime_keys: tuple[
                 f"{cfg_path} to resume it.")
         if not resume and last.exists():
             raise TrainingError(f"{run_dir} already holds a run; resume it or choose a new folder")
-    elif run_dir.exists() and any(run_dir.iterdir()):
+    elif run_dir.exists() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
         raise TrainingError(
             f"{run_dir} is not empty and holds no faderlib run (no config.json); "
             "choose a new or empty --out folder, nothing was changed")

@@ -42,7 +42,7 @@ from PIL import Image, ImageDraw
 
 from .celeba_facts import CELEBA_ATTRIBUTES, IMAGE_HEIGHT, IMAGE_WIDTH, SPLIT_SIZES
 from .errors import did_you_mean
-from .files import atomic_write_text
+from .files import atomic_write_text, check_free_space
 from .progress import progress_bar
 
 __all__ = [
@@ -71,6 +71,8 @@ PARTITION_FILE = "list_eval_partition.txt"
 GROUND_TRUTH_CSV = "synth_faces.csv"
 MARKER_FILE = "synth_faces.json"
 JPEG_QUALITY = 90
+#: Disk space one face takes, with its lines in the tables, rounded up (a face's JPEG is about 7.5 kB).
+FACE_BYTES = 12_000
 
 #: The CelebA attributes this data set draws, in CelebA's header order. The other 29
 #: CelebA columns are absent from its ``list_attr_celeba.txt`` (readers go by the header).
@@ -762,13 +764,14 @@ def _check_writable(out: Path) -> dict | None:
 
 
 def generate(out_dir: str | os.PathLike, n: int = 20000, seed: int = 0,
-             workers: int | None = None, progress: bool = True) -> Path:
+             workers: int | None = None, progress: bool = True, force: bool = False) -> Path:
     """Draw ``n`` synthetic faces into ``out_dir`` in CelebA's file layout; return its path.
 
     ``out_dir`` must be new, empty, or a synthetic set from an earlier call: a complete
-    set with the same ``n`` and ``seed`` is returned as it is; another one (or one left
-    half-written by an interrupted run) is replaced. Anything else is refused, so a
-    user's files are never overwritten. ``synth_faces.json`` is written last: until it
+    set with the same ``n`` and ``seed`` is returned as it is; one left half-written by an
+    interrupted run is replaced; a complete set made with other settings is replaced only with
+    ``force`` (``fader synth --force``), else refused: runs and caches were made from it.
+    Anything else is refused, so a user's files are never overwritten. ``synth_faces.json`` is written last: until it
     says ``"complete": true``, the folder does not count as a data set.
 
     Faces are rendered by ``workers`` processes (default: all cores) in chunks; face
@@ -785,7 +788,13 @@ def generate(out_dir: str | os.PathLike, n: int = 20000, seed: int = 0,
                 and marker.get("version") == FORMAT_VERSION)
         if same:
             return out
+        if marker.get("complete") and not force:
+            raise FileExistsError(
+                f"{out} already holds a complete synthetic set made with n={marker.get('n')}, seed={marker.get('seed')} "
+                f"(format version {marker.get('version')}); n={n}, seed={seed} was asked for. Runs and caches may have "
+                f"been made from it: use another folder, or replace it with --force (force=True in Python)")
         _remove_our_files(out, int(marker.get("n", 0)))
+    check_free_space(out, n * FACE_BYTES, f"{n:,} synthetic faces")
     image_dir = out / IMAGE_DIR
     image_dir.mkdir(parents=True, exist_ok=True)
     _write_marker(out, n=n, seed=seed, complete=False)

@@ -37,12 +37,13 @@ from torch import nn
 
 from . import checkpoint as ckpt
 from .cache import prepared
-from .config import ModelConfig, from_settings, parse_attributes
+from .config import ModelConfig, from_settings, jsonable, parse_attributes
 from .data import FaderDataset, balanced_weights, choose_balance
 from .devices import PRECISIONS, autocast, choose_precision, fits_on_device, init_distributed, pick_device, \
     use_channels_last
-from .errors import ConfigError, TrainingError, did_you_mean
+from .errors import CheckpointError, ConfigError, FolderInUseError, TrainingError, did_you_mean
 from .feed import BatchFeed, resident_split, split_bytes
+from .files import FolderLock, check_free_space, remove_temporary_files
 from .losses import accuracy, adversarial_loss, correct_counts, discriminator_loss, lambda_e, reconstruction_loss
 from .models import AutoEncoder, LatentDiscriminator
 from .progress import Progress
@@ -185,14 +186,19 @@ class Trainer:
 
     ``progress``: True (a bar labelled "training"), False, or a :class:`~faderlib.progress.Progress`
     (a label and a line, for runs side by side). ``callbacks``: functions ``(trainer, row)``
-    called with every logged row (a live plot, an early stop).
+    called with every logged row (a live plot, an early stop). ``resume_from``: the checkpoint
+    of the run folder to resume from, ``last.pt`` or ``best.pt`` (when last.pt is damaged).
+
+    The run folder is locked while the Trainer lives (:class:`faderlib.files.FolderLock`): a
+    second process on the same folder is refused; :meth:`close` (or dropping the Trainer) frees it.
 
     >>> trainer = Trainer(TrainConfig(attributes=["Smiling"], steps=200), "runs/try")  # doctest: +SKIP
     >>> trainer.train()                                                                 # doctest: +SKIP
     """
 
     def __init__(self, config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool | Progress = True,
-                 callbacks: Sequence[Callable[["Trainer", dict], None]] = (), resume: bool = True):
+                 callbacks: Sequence[Callable[["Trainer", dict], None]] = (), resume: bool = True,
+                 resume_from: str = "last.pt"):
         self.run_dir = Path(run_dir)
         self.progress = Progress.of(progress, "training")
         self.callbacks = list(callbacks)
@@ -253,48 +259,73 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(rank_seed)
         self.flip_generator = torch.Generator().manual_seed(rank_seed + 500)
         self._rng_next = self.generator.get_state()  # the batch stream's state after the last full iteration
-        self._window: torch.Tensor | None = None     # the running sums of WINDOW_KEYS, on the device
+        self._reset_window()                         # the running sums of WINDOW_KEYS, on the device
 
         self.step = 0
         self.best_valid = math.inf
-        self._open_run_dir(resume)
+        self._lock = FolderLock(self.run_dir, "training") if self.dist.main else None
+        self._open_run_dir(resume, resume_from)
 
     def close(self) -> None:
-        """End a run of several processes cleanly: wait for every rank, release the DDP
-        wrappers, then the process group (:meth:`faderlib.devices.Dist.close`). Nothing to do alone."""
+        """Free the run folder, and end a run of several processes cleanly: wait for every rank,
+        release the DDP wrappers, then the process group (:meth:`faderlib.devices.Dist.close`)."""
         if self.dist.world > 1:
             self.dist.barrier()
             self.ae_ddp, self.dis_ddp = self.ae, self.dis
             self.dist.close()
+        if self._lock is not None:
+            self._lock.release()
 
     # ------------------------------------------------------------------ run folder
     @property
     def checkpoint_dir(self) -> Path:
         return self.run_dir / "checkpoints"
 
-    def _open_run_dir(self, resume: bool) -> None:
-        # Rank 0 alone inspects and writes the folder, then tells the others what it decided:
+    def settings_fingerprint(self) -> str:
+        """What makes this run this run (its settings but those that may change on resume)."""
+        train = {k: v for k, v in jsonable(self.config.to_dict()).items() if k not in TrainConfig.RUNTIME_KEYS}
+        return ckpt.fingerprint({"train": train, "model": self.model_config.to_dict()})
+
+    def _open_run_dir(self, resume: bool, resume_from: str) -> None:
+        # Rank 0 alone locks, inspects and writes the folder, then tells the others what it decided:
         # a rank checking while rank 0 is half-way through creating it would see a foreign folder.
         error = None
         if self.dist.main:
             record = {"format_version": FORMAT_VERSION, "train": self.config.to_dict(),
                       "model": self.model_config.to_dict(), "data_root": self.data_root}
             try:
+                self._lock.acquire()
                 claim_run_dir(self.run_dir, record, TrainConfig.RUNTIME_KEYS, resume)
-            except TrainingError as exc:
-                error = str(exc)
+                for name in ("last.pt", "best.pt"):  # what saves killed half-way left behind
+                    remove_temporary_files(self.checkpoint_dir, name)
+                for name in ("config.json", "metrics.jsonl"):
+                    remove_temporary_files(self.run_dir, name)
+            except (TrainingError, FolderInUseError) as exc:
+                self._lock.discard()
+                error = (type(exc).__name__, str(exc))
         error = self.dist.broadcast(error)
         if error is not None:
-            raise TrainingError(error)
-        last = self.checkpoint_dir / "last.pt"
-        if resume and last.exists():
-            self.load_checkpoint(last)
-        elif self.dist.main:
-            truncate_metrics(self.run_dir, 0)  # killed before its first checkpoint
+            raise (FolderInUseError if error[0] == "FolderInUseError" else TrainingError)(error[1])
+        try:
+            path = self.checkpoint_dir / resume_from
+            if resume and (path.exists() or resume_from != "last.pt"):
+                self.load_checkpoint(path)
+            elif self.dist.main:
+                truncate_metrics(self.run_dir, 0)  # killed before its first checkpoint
+        except BaseException:
+            self.close()
+            raise
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
-        """Restore model, optimisers, schedule position, data order and every RNG state."""
-        state = ckpt.load(path, map_location=self.device)
+        """Restore model, optimisers, schedule position, data order, every RNG state and the
+        running window of the log. Refuses, naming the file and the reason, a checkpoint that is
+        damaged or of another run; says then whether ``best.pt`` can be resumed from instead."""
+        path = Path(path)
+        try:
+            state = ckpt.load(path, map_location=self.device)
+            self._check_belongs(path, state)
+        except (CheckpointError, FileNotFoundError) as exc:
+            raise CheckpointError(f"{exc}. {self._fallback(path)}") from None
         self.ae.load_state_dict(state["autoencoder"])
         self.dis.load_state_dict(state["latent_discriminator"])
         self.opt_ae.load_state_dict(state["opt_autoencoder"])
@@ -303,8 +334,41 @@ class Trainer:
         self.best_valid = float(state["best_valid"])
         ckpt.set_rng_state(state["rng"][self.dist.rank], generator=self.generator, flip_generator=self.flip_generator)
         self._rng_next = self.generator.get_state()
+        window = state.get("window")
+        if window and window["lambdas"]:  # the log's running averages continue as if never stopped
+            self._window = torch.tensor(window["sums"], dtype=self._window_dtype(), device=self.device)
+            self._first_bad = torch.full((), math.inf, dtype=self._window.dtype, device=self.device)
+            self._bad_values = torch.zeros_like(self._window)
+            self._lambdas = list(window["lambdas"])
         if self.dist.main:
             truncate_metrics(self.run_dir, self.step)
+
+    def _check_belongs(self, path: Path, state: dict) -> None:
+        """Refuse a checkpoint of another run (copied from a neighbour's folder, say)."""
+        if state.get("fingerprint", self.settings_fingerprint()) == self.settings_fingerprint() and \
+                state.get("model_config", self.model_config.to_dict()) == self.model_config.to_dict():
+            return
+        mine = {k: v for k, v in jsonable(self.config.to_dict()).items() if k not in TrainConfig.RUNTIME_KEYS}
+        theirs = {k: v for k, v in jsonable(state.get("train_config", {})).items() if k not in TrainConfig.RUNTIME_KEYS}
+        diffs = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        if state.get("model_config") != self.model_config.to_dict():
+            diffs.append("model")
+        raise CheckpointError(f"{path} belongs to another run: it was trained with other settings (differs in: "
+                              f"{', '.join(diffs) or 'its fingerprint'}); it was not loaded")
+
+    def _fallback(self, bad: Path) -> str:
+        """What to do when ``bad`` cannot be resumed from: is best.pt there and sound?"""
+        best = self.checkpoint_dir / "best.pt"
+        if bad.name == "best.pt" or not best.exists():
+            return ("No other checkpoint of this run can be resumed from: start it again in a new folder "
+                    "(another --out), or delete this folder")
+        try:
+            state = ckpt.load(best)
+            self._check_belongs(best, state)
+        except (CheckpointError, FileNotFoundError) as exc:
+            return f"best.pt cannot be used either ({exc}): start the run again in a new folder (another --out)"
+        return (f"{best} is intact (step {state['step']}): resume from it with the same command and "
+                "--resume-from best.pt (in Python: Trainer(..., resume_from='best.pt'))")
 
     def save_checkpoint(self, name: str = "last.pt") -> Path | None:
         """Write everything :meth:`load_checkpoint` restores (rank 0 writes; every rank's random state).
@@ -315,8 +379,11 @@ class Trainer:
             return None
         state = {
             "format_version": FORMAT_VERSION,
+            "fingerprint": self.settings_fingerprint(),
             "step": self.step,
             "best_valid": self.best_valid,
+            "window": {"sums": self._window.tolist() if self._window is not None else [],
+                       "lambdas": list(self._lambdas)},
             "model_config": self.model_config.to_dict(),
             "train_config": self.config.to_dict(),
             "autoencoder": self.ae.state_dict(),
@@ -395,7 +462,6 @@ class Trainer:
         logged: list[dict] = []
         bar = self.progress.bar(total, unit="step", initial=self.step, enabled=self.dist.main)
         feed = self._feed()
-        self._reset_window()
         t0, images = time.perf_counter(), 0
         try:
             while self.step < total:
@@ -432,11 +498,15 @@ class Trainer:
     def _reset_window(self) -> None:
         self._window, self._lambdas, self._first_bad = None, [], None
 
+    def _window_dtype(self) -> torch.dtype:
+        """float64, so that the averages are Python's sums of the same numbers (float32 on MPS, which has no float64)."""
+        return torch.float32 if self.device.type == "mps" else torch.float64
+
     def _accumulate(self, d: dict, a: dict) -> None:
         """Add one iteration's values to the window, on the device (no synchronisation), and
         remember the first step whose losses are not finite, with its values."""
         values = torch.stack([d["dis_loss"], d["dis_accuracy"], a["rec_loss"], a["adv_loss"]])
-        values = values.to(torch.float32 if self.device.type == "mps" else torch.float64)  # sums as Python's
+        values = values.to(self._window_dtype())
         if self._window is None:
             self._window = torch.zeros_like(values)
             self._first_bad = torch.full((), math.inf, dtype=values.dtype, device=values.device)
@@ -471,9 +541,12 @@ class Trainer:
                 f"step {self._last_saved_step()}) is kept. Try a smaller learning rate or lambda_E."
             )
 
-    def _last_saved_step(self) -> int:
+    def _last_saved_step(self) -> int | str:
         path = self.checkpoint_dir / "last.pt"
-        return int(ckpt.load(path)["step"]) if path.exists() else 0
+        try:
+            return int(ckpt.load(path)["step"]) if path.exists() else 0
+        except CheckpointError:
+            return "unreadable"
 
     def _log(self, row: dict, logged: list[dict]) -> None:
         logged.append(row)
@@ -517,4 +590,5 @@ class Trainer:
     def _save_samples(self, n: int = 8) -> None:
         x, y = self.valid_set.batch(torch.arange(min(n, len(self.valid_set))))
         grid = edit_grid(self.ae, x.to(self.device), y.to(self.device))
+        check_free_space(self.run_dir / "samples", 3 * grid.width * grid.height, "a sample grid")  # PNG, at most raw
         grid.save(self.run_dir / "samples" / f"step_{self.step:07d}.png")

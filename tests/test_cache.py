@@ -218,9 +218,28 @@ def test_unreadable_and_missing_images(data):
 def test_wrong_image_size(data):
     Image.new("RGB", (100, 120), "red").save(data / "img_align_celeba" / "000011.jpg")
     with pytest.raises(DataError) as err:
-        prepare(data, S, progress=False, workers=1, skip_bad=True)  # never skipped
+        prepare(data, S, progress=False, workers=1)
     msg = str(err.value)
     assert "000011.jpg" in msg and "found 100x120" in msg and "178x218" in msg
+    # --skip-bad skips it like any bad image, and says why in meta.json
+    with pytest.warns(UserWarning, match="Skipped 1"):
+        path = prepare(data, S, progress=False, workers=1, skip_bad=True)
+    p = load_prepared(path)
+    assert "000011.jpg" not in p.filenames and "found 100x120" in p.meta["skipped"][0]["reason"]
+
+
+def test_a_cache_with_skipped_images_is_rebuilt_once_they_are_fixed(data):
+    bad = data / "img_align_celeba" / "000007.jpg"
+    good = bad.read_bytes()
+    bad.write_bytes(b"not a jpeg")
+    with pytest.warns(UserWarning, match="Skipped 1"):
+        path = prepare(data, S, progress=False, workers=1, skip_bad=True)
+    assert prepare(data, S, progress=False, workers=1, skip_bad=True) == path  # nothing changed: reused
+    assert "000007.jpg" not in load_prepared(path).filenames
+    bad.write_bytes(good)  # the image is fixed: the next call rebuilds without --force
+    prepare(data, S, progress=False, workers=1, skip_bad=True)
+    p = load_prepared(path)
+    assert "000007.jpg" in p.filenames and p.meta["skipped_count"] == 0
 
 
 def test_disk_space_is_checked_first(data, monkeypatch):

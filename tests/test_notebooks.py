@@ -20,7 +20,7 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 NAMES = ["01_data_and_attributes", "02_networks_and_losses", "03_training", "04_interpolation_and_sliders",
          "05_evaluation"]
 #: The parameter names the notebooks may use (one meaning each, across notebooks).
-PARAMETER_NAMES = {"DATA_DIR", "IMAGE_SIZE", "ATTRIBUTES", "TRAIN_STEPS", "BATCH_SIZE", "DEVICE", "RUN_DIR",
+PARAMETER_NAMES = {"DATA_DIR", "CACHE_DIR", "IMAGE_SIZE", "ATTRIBUTES", "TRAIN_STEPS", "BATCH_SIZE", "DEVICE", "RUN_DIR",
                    "DEMO_DIR", "PHOTO", "COMPARE_BALANCE"}
 STEPS = 12
 TINY = {"IMAGE_SIZE": 32, "ATTRIBUTES": ["Smiling", "Eyeglasses", "Male"], "TRAIN_STEPS": STEPS, "BATCH_SIZE": 8,

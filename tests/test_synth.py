@@ -255,7 +255,10 @@ def test_reuse_and_mismatch(tmp_path):
 def test_regenerating_over_an_older_synthetic_set_replaces_it(tmp_path):
     synth.generate(tmp_path, n=8, seed=0, workers=1, progress=False)
     (tmp_path / "notes.md").write_text("kept")
-    synth.generate(tmp_path, n=5, seed=0, workers=1, progress=False)
+    with pytest.raises(FileExistsError, match=r"n=8, seed=0.*n=5, seed=0 was asked for.*--force"):
+        synth.generate(tmp_path, n=5, seed=0, workers=1, progress=False)  # not without being asked
+    assert len(list((tmp_path / "img_align_celeba").iterdir())) == 8
+    synth.generate(tmp_path, n=5, seed=0, workers=1, progress=False, force=True)
     assert len(list((tmp_path / "img_align_celeba").iterdir())) == 5
     assert (tmp_path / "list_attr_celeba.txt").read_text().split("\n")[0] == "5"
     assert (tmp_path / "notes.md").read_text() == "kept"

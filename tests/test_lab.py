@@ -1,0 +1,316 @@
+"""Safe in a shared lab, each case as a user meets it: two processes on one folder, checkpoints
+that are not what they claim, a full disk, a read-only data folder, outputs that must not be
+overwritten, and a metrics log that survives a kill."""
+
+import contextlib
+import json
+import os
+import pickle
+import shutil
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import faderlib.checkpoint as ckpt
+from faderlib.cli import main
+from faderlib.errors import CheckpointError, DiskFullError, FolderInUseError
+from faderlib.train import TrainConfig, Trainer
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def tiny(data_dir, **kw):
+    values = dict(data_dir=str(data_dir), attributes=("Male", "Smiling"), image_size=32, steps=20, batch_size=8,
+                  lambda_e=0.05, lambda_ramp=10, checkpoint_every=10, eval_every=10, eval_images=16, log_every=5,
+                  device="cpu", precision="fp32")
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+def fader(*args, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "faderlib", *map(str, args)], capture_output=True, text=True,
+                          env=ENV, timeout=timeout)
+
+
+def train_args(data, out, steps):
+    return [str(a) for a in ("train", "--data", data, "--attrs", "Male", "--size", "32", "--steps", steps,
+                             "--batch-size", "8", "--device", "cpu", "--quiet", "--out", out)]
+
+
+# ------------------------------------------------------------------------------------- one writer per folder
+def test_a_second_training_on_the_same_folder_is_refused_at_once(synthetic_dir, tmp_path):
+    run = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, "-m", "faderlib", *train_args(synthetic_dir, run, 400)], env=ENV,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (run / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.1)  # training has started: the folder is claimed
+    second = fader(*train_args(synthetic_dir, run, 400))
+    assert second.returncode == 2 and "Traceback" not in second.stderr
+    assert "is in use" in second.stderr and f"process {first.pid}" in second.stderr
+    assert "fader" in second.stderr and "train" in second.stderr  # the other one's command
+    with pytest.raises(FolderInUseError, match="is in use"):  # from Python too
+        Trainer(TrainConfig.from_dict(json.loads((run / "config.json").read_text())["train"]), run, progress=False)
+    assert first.wait(timeout=300) == 0
+    steps = [json.loads(r)["step"] for r in (run / "metrics.jsonl").read_text().splitlines()
+             if json.loads(r)["phase"] == "train"]
+    assert steps == sorted(set(steps)) and steps[-1] == 400  # each step logged once, by one writer
+    assert not (run / ".fader.lock").exists()  # a finished run leaves no lock behind
+
+
+def test_a_lock_goes_with_its_process_even_killed(synthetic_dir, tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "faderlib", *train_args(synthetic_dir, run, 10**6)], env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not (run / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    assert (run / ".fader.lock").exists()  # the file may stay: it locks nothing once its process is gone
+    r = fader(*train_args(synthetic_dir, run, 2))  # a new process takes the folder at once
+    assert r.returncode == 0, r.stderr
+
+
+def test_two_prepares_of_one_cache_build_it_once(tmp_path):
+    """A second `fader prepare` waits for the one building the cache, then uses its cache."""
+    from faderlib.cache import prepare
+    from faderlib.files import FolderLock
+    from faderlib.synth import generate
+
+    data = generate(tmp_path / "faces", n=60, seed=0, progress=False)
+    builder = FolderLock(data / "fader_cache", "building the 32 px cache (this test)").acquire()
+    waiter = subprocess.Popen([sys.executable, "-m", "faderlib", "prepare", data, "--size", "32", "--workers", "1"],
+                              env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first_line = waiter.stdout.readline()  # it says whom it waits for, and waits
+    assert "waiting for process" in first_line and str(os.getpid()) in first_line
+    path = prepare(data, 32, workers=1, progress=False)  # the builder (this process) builds it meanwhile
+    built = json.loads((path / "meta.json").read_text())["created"]
+    time.sleep(1.1)  # a rebuild would stamp a later second
+    builder.release()
+    out, err = waiter.communicate(timeout=120)
+    assert waiter.returncode == 0, err
+    assert "cache ready" in out
+    assert json.loads((path / "meta.json").read_text())["created"] == built  # reused, not built again
+
+
+# ------------------------------------------------------------------------------------- checkpoints
+@pytest.fixture()
+def trained(synthetic_dir, tmp_path):
+    run = tmp_path / "run"
+    Trainer(tiny(synthetic_dir), run, progress=False).train()
+    return run
+
+
+def test_a_checkpoint_of_another_run_is_refused(synthetic_dir, trained, tmp_path):
+    other = tmp_path / "other"
+    Trainer(tiny(synthetic_dir, attributes=("Eyeglasses", "Male"), steps=10), other, progress=False).train()
+    shutil.copy(other / "checkpoints" / "last.pt", trained / "checkpoints" / "last.pt")
+    with pytest.raises(CheckpointError) as err:
+        Trainer(tiny(synthetic_dir), trained, progress=False)
+    msg = str(err.value)
+    assert "last.pt belongs to another run" in msg and "differs in: " in msg and "attributes" in msg
+    assert "best.pt is intact (step 20)" in msg and "--resume-from best.pt" in msg
+    resumed = Trainer(tiny(synthetic_dir), trained, progress=False, resume_from="best.pt")
+    assert resumed.step == 20  # the one command the message gives works
+    resumed.close()
+
+
+def test_damaged_empty_and_foreign_files_are_refused_with_a_reason(trained, tmp_path, capsys):
+    last = trained / "checkpoints" / "last.pt"
+    good = last.read_bytes()
+    damaged = bytearray(good)
+    middle = len(good) // 2
+    damaged[middle:middle + 4096] = os.urandom(4096)  # bytes overwritten inside the file
+    last.write_bytes(bytes(damaged))
+    with pytest.raises(CheckpointError, match="does not match its checksum|cannot be read"):
+        ckpt.load(last)
+    last.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="is empty"):
+        ckpt.load(last)
+    last.write_bytes(good[: len(good) // 3])
+    with pytest.raises(CheckpointError, match="cannot be read as a PyTorch checkpoint"):
+        ckpt.load(last)
+    text = tmp_path / "passwd"
+    text.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    assert main(["evaluate", str(trained), "--checkpoint", str(text)]) == 2
+    err = capsys.readouterr().err
+    assert str(text) in err and "Traceback" not in err
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_a_malicious_pickle_is_not_run_and_says_so(trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    evil = trained / "checkpoints" / "last.pt"
+    torch.save({"format_version": 1, "payload": _Payload()}, evil)
+    with pytest.raises(CheckpointError) as err:
+        ckpt.load(evil)
+    assert "not a plain checkpoint" in str(err.value) and "weights_only=False" not in str(err.value)
+    assert not (tmp_path / "PWNED").exists()  # nothing in it ran
+    r = fader("evaluate", trained)
+    assert r.returncode == 2 and "not a plain checkpoint" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_checkpoints_are_group_readable_where_the_umask_allows(synthetic_dir, tmp_path):
+    old = os.umask(0o022)
+    try:
+        Trainer(tiny(synthetic_dir, steps=2), tmp_path / "run", progress=False).train()
+    finally:
+        os.umask(old)
+    for name in ("checkpoints/last.pt", "checkpoints/best.pt", "config.json"):
+        assert stat.S_IMODE((tmp_path / "run" / name).stat().st_mode) == 0o644, name
+
+
+# ------------------------------------------------------------------------------------- full disks
+@contextlib.contextmanager
+def small_disk(path: Path, mib: int):
+    """A tmpfs of ``mib`` MiB at ``path`` where this process may mount one; else None."""
+    path.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(path)],
+                             capture_output=True).returncode == 0 if shutil.which("mount") and os.geteuid() == 0 else False
+    try:
+        yield path if mounted else None
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(path)], capture_output=True)
+
+
+def test_a_full_disk_is_said_in_plain_words(synthetic_dir, tmp_path, monkeypatch):
+    with small_disk(tmp_path / "quota", 20) as disk:
+        if disk is not None:  # a real 20 MiB disk: the 32 px official checkpoints are about 38 MB
+            r = fader(*train_args(synthetic_dir, disk / "run", 4), "--preset", "official")
+            assert r.returncode == 2 and "Traceback" not in r.stderr
+            assert "not enough free disk space for the checkpoint" in r.stderr and "free there" in r.stderr
+            assert not list((disk / "run" / "checkpoints").glob("*.tmp"))
+    # the same, simulated: the disk fills up during the write itself
+    trainer = Trainer(tiny(synthetic_dir, steps=2), tmp_path / "run", progress=False)
+    trainer.train()
+    before = (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes()
+
+    def full(obj, f):
+        f.write(b"x" * 1000)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(DiskFullError, match="filled up while last.pt was written.*previous last.pt is kept"):
+        trainer.save_checkpoint()
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes() == before
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 1000))
+    with pytest.raises(DiskFullError, match=r"needs about .* only 1000 B are free|needs about .* only 1\.0 kB"):
+        trainer.save_checkpoint()
+    trainer.close()
+
+
+def test_what_a_killed_save_left_is_removed_at_the_next_start(trained, synthetic_dir):
+    leftover = trained / "checkpoints" / ".last.pt.x1y2z3.tmp"
+    leftover.write_bytes(b"\0" * 1024)
+    Trainer(tiny(synthetic_dir), trained, progress=False).close()
+    assert not leftover.exists()
+
+
+# ------------------------------------------------------------------------------------- read-only data
+def test_a_read_only_data_folder_trains_with_cache_dir(synthetic_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("FADER_CACHE", raising=False)  # --cache-dir sets it for the process: restored after the test
+    data = tmp_path / "share"
+    shutil.copytree(synthetic_dir, data, ignore=shutil.ignore_patterns("fader_cache"))
+    real_mkdir = Path.mkdir
+
+    def read_only(self, *args, **kwargs):  # as a read-only share answers, even to root
+        if str(self).startswith(str(data)):
+            raise OSError(30, "Read-only file system", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    assert main(train_args(data, tmp_path / "run", 2)) == 2
+    assert main(train_args(data, tmp_path / "run", 2) + ["--cache-dir", str(tmp_path / "cache")]) == 0
+    assert (tmp_path / "cache" / "32" / "meta.json").is_file() and not (data / "fader_cache").exists()
+    assert main(["evaluate", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache")]) == 0
+
+
+def test_the_read_only_error_names_the_flag(synthetic_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("FADER_CACHE", raising=False)
+    data = tmp_path / "share"
+    shutil.copytree(synthetic_dir, data, ignore=shutil.ignore_patterns("fader_cache"))
+    real_mkdir = Path.mkdir
+    monkeypatch.setattr(Path, "mkdir", lambda self, *a, **k: (_ for _ in ()).throw(OSError(30, "Read-only file system"))
+                        if str(self).startswith(str(data)) else real_mkdir(self, *a, **k))
+    assert main(train_args(data, tmp_path / "run", 2)) == 2
+    err = capsys.readouterr().err
+    assert "--cache-dir" in err and "FADER_CACHE" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------- user files
+def test_fader_edit_never_overwrites_and_writes_what_the_extension_says(tiny_run_dir, synthetic_dir, tmp_path, capsys):
+    from PIL import Image
+
+    photo = tmp_path / "me.jpg"
+    shutil.copy(synthetic_dir / "img_align_celeba" / "000001.jpg", photo)
+    before = photo.read_bytes()
+    base = ["edit", str(tiny_run_dir), str(photo), "--set", "Smiling=1"]
+    assert main(base + ["--out", str(photo)]) == 2 and photo.read_bytes() == before
+    assert main(base + ["--out", str(photo), "--force"]) == 2 and photo.read_bytes() == before  # never the input
+    assert "the input image itself" in capsys.readouterr().err
+    out = tmp_path / "edit.jpg"
+    assert main(base + ["--out", str(out)]) == 0
+    assert Image.open(out).format == "JPEG"
+    stamp = out.stat().st_mtime_ns
+    assert main(base + ["--out", str(out)]) == 2 and out.stat().st_mtime_ns == stamp  # exists: left alone
+    assert "already exists" in capsys.readouterr().err
+    assert main(base + ["--out", str(out), "--force"]) == 0
+    assert main(base + ["--out", str(tmp_path / "edit.png")]) == 0 and Image.open(tmp_path / "edit.png").format == "PNG"
+    assert main(base + ["--out", str(tmp_path / "edit.gif")]) == 2
+    assert "write a .png" in capsys.readouterr().err
+    assert main(["edit", str(tiny_run_dir), str(photo), "--set", "Smiling=1", "--set", "Smiling=2",
+                 "--out", str(tmp_path / "twice.png")]) == 2
+    assert "given twice" in capsys.readouterr().err
+
+
+def test_fader_synth_keeps_a_set_of_other_settings(tmp_path, capsys):
+    folder = tmp_path / "faces"
+    assert main(["synth", str(folder), "--n", "12"]) == 0
+    assert main(["synth", str(folder), "--n", "6"]) == 2
+    assert "--force" in capsys.readouterr().err and len(list((folder / "img_align_celeba").iterdir())) == 12
+    assert main(["synth", str(folder), "--n", "6", "--force"]) == 0
+    assert len(list((folder / "img_align_celeba").iterdir())) == 6
+
+
+def test_small_ones(trained, synthetic_dir, tmp_path, capsys):
+    # --steps 0 says that nothing was trained
+    assert main(train_args(synthetic_dir, tmp_path / "zero", 0)) == 0
+    assert "nothing to train" in capsys.readouterr().out and not (tmp_path / "zero" / "checkpoints" / "last.pt").exists()
+    # train-classifier pointed at a Fader run says so
+    assert main(["train-classifier", "--data", str(synthetic_dir), "--size", "32", "--steps", "2", "--device", "cpu",
+                 "--quiet", "--out", str(trained)]) == 2
+    assert "run folder of a Fader network" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------- the log after a resume
+def test_the_metrics_log_of_a_resumed_run_equals_the_uninterrupted_one(synthetic_dir, tmp_path):
+    """Checkpoints every 7 steps, rows every 5: killed after the row of step 10, the run resumes
+    from step 7, in the middle of the window of steps 6..10."""
+    config = dict(steps=30, checkpoint_every=7, log_every=5, eval_every=15)
+    Trainer(tiny(synthetic_dir, **config), tmp_path / "straight", progress=False).train()
+
+    def kill_at_10(trainer, row):
+        if row["phase"] == "train" and row["step"] == 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(tiny(synthetic_dir, **config), tmp_path / "killed", progress=False, callbacks=[kill_at_10]).train()
+    Trainer(tiny(synthetic_dir, **config), tmp_path / "killed", progress=False).train()
+
+    def rows(run):
+        return [{k: v for k, v in json.loads(line).items() if k != "images_per_s"}
+                for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+    assert rows(tmp_path / "killed") == rows(tmp_path / "straight")  # row for row, every value
+    assert pickle.dumps(rows(tmp_path / "killed"))  # plain data
