@@ -14,6 +14,7 @@ from faderlib.errors import TrainingError
 from faderlib.feed import BatchFeed, resident_split, split_bytes, to_device_batch
 from faderlib.runs import read_metrics
 from faderlib.train import TrainConfig, Trainer
+from train_fixture import tiny as shared_tiny
 
 CPU = torch.device("cpu")
 
@@ -86,11 +87,7 @@ def test_close_stops_a_thread_blocked_on_a_full_queue(train_set):
 
 # ------------------------------------------------------------------------------------- the Trainer
 def tiny(data_dir, **kw):
-    values = dict(data_dir=str(data_dir), attributes=("Male", "Smiling"), image_size=32, steps=40, batch_size=8,
-                  lambda_e=0.05, lambda_ramp=10, checkpoint_every=10, eval_every=20, eval_images=32, log_every=5,
-                  device="cpu", precision="fp32")
-    values.update(kw)
-    return TrainConfig(**values)
+    return shared_tiny(data_dir, **{"steps": 40, "eval_every": 20, "eval_images": 32, **kw})
 
 
 def weights_of(trainer):

@@ -20,16 +20,9 @@ import faderlib.checkpoint as ckpt
 from faderlib.cli import main
 from faderlib.errors import CheckpointError, DiskFullError, FolderInUseError
 from faderlib.train import TrainConfig, Trainer
+from train_fixture import tiny
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-def tiny(data_dir, **kw):
-    values = dict(data_dir=str(data_dir), attributes=("Male", "Smiling"), image_size=32, steps=20, batch_size=8,
-                  lambda_e=0.05, lambda_ramp=10, checkpoint_every=10, eval_every=10, eval_images=16, log_every=5,
-                  device="cpu", precision="fp32")
-    values.update(kw)
-    return TrainConfig(**values)
 
 
 def fader(*args, timeout=300) -> subprocess.CompletedProcess:
