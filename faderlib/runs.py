@@ -20,6 +20,7 @@ in ``runs/demo`` (``RUN_DIR`` in the notebooks)::
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from . import checkpoint as ckpt
 from .cache import prepared
 from .config import ModelConfig, jsonable
 from .data import FaderDataset
-from .errors import TrainingError
+from .errors import CheckpointError, TrainingError
 from .files import LOCK_NAME, atomic_write_text
 from .models import AutoEncoder, LatentDiscriminator
 
@@ -138,11 +139,8 @@ def claim_run_dir(run_dir: str | os.PathLike, record: dict, runtime_keys: tuple[
     last = run_dir / "checkpoints" / "last.pt"
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
-        new_train = jsonable(record["train"])
-        keys = (set(old.get("train", {})) | set(new_train)) - set(runtime_keys)
-        diffs = sorted(k for k in keys if old.get("train", {}).get(k) != new_train.get(k))
-        if old.get("model") != record["model"]:
-            diffs.append("model")
+        diffs = settings_differences(old.get("train", {}), old.get("model"), record["train"], record["model"],
+                                     runtime_keys)
         if diffs:
             raise TrainingError(
                 f"{run_dir} holds a run of another configuration (differs in: {', '.join(diffs)}). "
@@ -157,6 +155,106 @@ def claim_run_dir(run_dir: str | os.PathLike, record: dict, runtime_keys: tuple[
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "samples").mkdir(exist_ok=True)
     atomic_write_text(cfg_path, json.dumps(record, indent=2))
+
+
+def settings_differences(old_train: dict, old_model: dict | None, train: dict, model: dict,
+                         runtime_keys: tuple[str, ...]) -> list[str]:
+    """The settings in which two runs differ (``"model"`` for the networks), ``runtime_keys`` aside."""
+    old_train, train = jsonable(old_train), jsonable(train)
+    keys = (set(old_train) | set(train)) - set(runtime_keys)
+    diffs = sorted(k for k in keys if old_train.get(k) != train.get(k))
+    if jsonable(old_model) != jsonable(model):
+        diffs.append("model")
+    return diffs
+
+
+def check_checkpoint_belongs(path: Path, state: dict, fingerprint: str, train: dict, model: dict,
+                             runtime_keys: tuple[str, ...]) -> None:
+    """Refuse (:class:`CheckpointError`) a checkpoint of another run, copied from a neighbour's folder, say:
+    its fingerprint, or for a checkpoint of an earlier version its settings, are not the run's."""
+    if state.get("fingerprint", fingerprint) == fingerprint and state.get("model_config", model) == model:
+        return
+    diffs = settings_differences(state.get("train_config", {}), state.get("model_config"), train, model, runtime_keys)
+    raise CheckpointError(f"{path} belongs to another run: it was trained with other settings (differs in: "
+                          f"{', '.join(diffs) or 'its fingerprint'}); it was not loaded")
+
+
+def resume_advice(checkpoint_dir: Path, bad: Path, check) -> str:
+    """What to do when ``bad`` cannot be resumed from: is ``best.pt`` there and sound? ``check(path, state)``
+    raises if a checkpoint is not this run's."""
+    best = checkpoint_dir / "best.pt"
+    if bad.name == "best.pt" or not best.exists():
+        return ("No other checkpoint of this run can be resumed from: start it again in a new folder "
+                "(another --out), or delete this folder")
+    try:
+        state = ckpt.load(best)
+        check(best, state)
+    except (CheckpointError, FileNotFoundError) as exc:
+        return f"best.pt cannot be used either ({exc}): start the run again in a new folder (another --out)"
+    return (f"{best} is intact (step {state['step']}): resume from it with the same command and "
+            "--resume-from best.pt (in Python: Trainer(..., resume_from='best.pt'))")
+
+
+class LogWindow:
+    """The running window of a run's metrics log: each iteration's losses added where they were
+    computed (on the device: the host does not wait), averaged into one row per log step.
+
+    The sums are float64, so that a row's averages are exactly Python's sums of the same numbers
+    (float32 on Apple MPS, which has no float64). The window also remembers the first step whose
+    losses were not finite, with its values, for the checks that stop a run. :meth:`state` and
+    :meth:`load` carry it through a checkpoint, so that a resumed run logs what an uninterrupted one does.
+    """
+
+    KEYS = ("dis_loss", "dis_accuracy", "rec_loss", "adv_loss")  # all but the accuracy are losses
+    LOSSES = [0, 2, 3]
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.dtype = torch.float32 if device.type == "mps" else torch.float64
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: torch.Tensor | None = None
+        self.lambdas: list[float] = []
+        self._first_bad = self._bad_values = None
+
+    def add(self, step: int, values: list[torch.Tensor], lambda_e: float) -> None:
+        """One iteration (``step``, 1-based): its :attr:`KEYS` values as 0-dim tensors, and lambda_E."""
+        v = torch.stack(values).to(self.dtype)
+        if self.sums is None:
+            self.sums = torch.zeros_like(v)
+            self._first_bad = torch.full((), math.inf, dtype=self.dtype, device=v.device)
+            self._bad_values = torch.zeros_like(v)
+        self.sums += v
+        new = ~torch.isfinite(v[self.LOSSES]).all() & torch.isinf(self._first_bad)
+        self._bad_values = torch.where(new, v, self._bad_values)
+        self._first_bad = torch.where(new, torch.full_like(self._first_bad, step), self._first_bad)
+        self.lambdas.append(lambda_e)
+
+    def first_bad(self) -> tuple[int, dict] | None:
+        """The first step since the last row whose losses were not finite, and its values (a read of the device)."""
+        if self._first_bad is None or not math.isfinite(float(self._first_bad)):
+            return None
+        return int(self._first_bad), dict(zip(self.KEYS, self._bad_values.tolist()))
+
+    def row(self, step: int) -> dict:
+        """The averages since the last row, as the train row of ``step`` (one read of the device); then a new window."""
+        n = len(self.lambdas)
+        row = {"phase": "train", "step": step, **{k: v / n for k, v in zip(self.KEYS, self.sums.tolist())},
+               "lambda_e": sum(self.lambdas) / n}
+        self.reset()
+        return row
+
+    def state(self) -> dict:
+        return {"sums": self.sums.tolist() if self.sums is not None else [], "lambdas": list(self.lambdas)}
+
+    def load(self, state: dict | None) -> None:
+        self.reset()
+        if state and state["lambdas"]:
+            self.sums = torch.tensor(state["sums"], dtype=self.dtype, device=self.device)
+            self._first_bad = torch.full((), math.inf, dtype=self.dtype, device=self.device)
+            self._bad_values = torch.zeros_like(self.sums)
+            self.lambdas = list(state["lambdas"])
 
 
 def append_metrics(run_dir: str | os.PathLike, row: dict) -> None:

@@ -47,7 +47,8 @@ from .files import FolderLock, check_free_space, remove_temporary_files
 from .losses import accuracy, adversarial_loss, correct_counts, discriminator_loss, lambda_e, reconstruction_loss
 from .models import AutoEncoder, LatentDiscriminator
 from .progress import Progress
-from .runs import FORMAT_VERSION, append_metrics, claim_run_dir, truncate_metrics
+from .runs import (FORMAT_VERSION, LogWindow, append_metrics, check_checkpoint_belongs, claim_run_dir, resume_advice,
+                   truncate_metrics)
 from .visual import edit_grid
 
 #: Named training recipes: what each changes from the paper's defaults (the fields of TrainConfig).
@@ -72,8 +73,6 @@ GPU_STEPS = {"course": 20_000}
 #: torch.compile's backend for ``compile=True`` ("eager" traces without generating code: tests use it).
 COMPILE_BACKEND = "inductor"
 
-#: What a training row averages over its window, in this order (all but the accuracy are losses).
-WINDOW_KEYS = ("dis_loss", "dis_accuracy", "rec_loss", "adv_loss")
 
 
 @dataclass
@@ -259,7 +258,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(rank_seed)
         self.flip_generator = torch.Generator().manual_seed(rank_seed + 500)
         self._rng_next = self.generator.get_state()  # the batch stream's state after the last full iteration
-        self._reset_window()                         # the running sums of WINDOW_KEYS, on the device
+        self.window = LogWindow(self.device)         # the metrics log's running averages, on the device
 
         self.step = 0
         self.best_valid = math.inf
@@ -325,7 +324,7 @@ class Trainer:
             state = ckpt.load(path, map_location=self.device)
             self._check_belongs(path, state)
         except (CheckpointError, FileNotFoundError) as exc:
-            raise CheckpointError(f"{exc}. {self._fallback(path)}") from None
+            raise CheckpointError(f"{exc}. {resume_advice(self.checkpoint_dir, path, self._check_belongs)}") from None
         self.ae.load_state_dict(state["autoencoder"])
         self.dis.load_state_dict(state["latent_discriminator"])
         self.opt_ae.load_state_dict(state["opt_autoencoder"])
@@ -334,41 +333,13 @@ class Trainer:
         self.best_valid = float(state["best_valid"])
         ckpt.set_rng_state(state["rng"][self.dist.rank], generator=self.generator, flip_generator=self.flip_generator)
         self._rng_next = self.generator.get_state()
-        window = state.get("window")
-        if window and window["lambdas"]:  # the log's running averages continue as if never stopped
-            self._window = torch.tensor(window["sums"], dtype=self._window_dtype(), device=self.device)
-            self._first_bad = torch.full((), math.inf, dtype=self._window.dtype, device=self.device)
-            self._bad_values = torch.zeros_like(self._window)
-            self._lambdas = list(window["lambdas"])
+        self.window.load(state.get("window"))  # the log's running averages continue as if never stopped
         if self.dist.main:
             truncate_metrics(self.run_dir, self.step)
 
     def _check_belongs(self, path: Path, state: dict) -> None:
-        """Refuse a checkpoint of another run (copied from a neighbour's folder, say)."""
-        if state.get("fingerprint", self.settings_fingerprint()) == self.settings_fingerprint() and \
-                state.get("model_config", self.model_config.to_dict()) == self.model_config.to_dict():
-            return
-        mine = {k: v for k, v in jsonable(self.config.to_dict()).items() if k not in TrainConfig.RUNTIME_KEYS}
-        theirs = {k: v for k, v in jsonable(state.get("train_config", {})).items() if k not in TrainConfig.RUNTIME_KEYS}
-        diffs = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-        if state.get("model_config") != self.model_config.to_dict():
-            diffs.append("model")
-        raise CheckpointError(f"{path} belongs to another run: it was trained with other settings (differs in: "
-                              f"{', '.join(diffs) or 'its fingerprint'}); it was not loaded")
-
-    def _fallback(self, bad: Path) -> str:
-        """What to do when ``bad`` cannot be resumed from: is best.pt there and sound?"""
-        best = self.checkpoint_dir / "best.pt"
-        if bad.name == "best.pt" or not best.exists():
-            return ("No other checkpoint of this run can be resumed from: start it again in a new folder "
-                    "(another --out), or delete this folder")
-        try:
-            state = ckpt.load(best)
-            self._check_belongs(best, state)
-        except (CheckpointError, FileNotFoundError) as exc:
-            return f"best.pt cannot be used either ({exc}): start the run again in a new folder (another --out)"
-        return (f"{best} is intact (step {state['step']}): resume from it with the same command and "
-                "--resume-from best.pt (in Python: Trainer(..., resume_from='best.pt'))")
+        check_checkpoint_belongs(path, state, self.settings_fingerprint(), self.config.to_dict(),
+                                 self.model_config.to_dict(), TrainConfig.RUNTIME_KEYS)
 
     def save_checkpoint(self, name: str = "last.pt") -> Path | None:
         """Write everything :meth:`load_checkpoint` restores (rank 0 writes; every rank's random state).
@@ -382,8 +353,7 @@ class Trainer:
             "fingerprint": self.settings_fingerprint(),
             "step": self.step,
             "best_valid": self.best_valid,
-            "window": {"sums": self._window.tolist() if self._window is not None else [],
-                       "lambdas": list(self._lambdas)},
+            "window": self.window.state(),
             "model_config": self.model_config.to_dict(),
             "train_config": self.config.to_dict(),
             "autoencoder": self.ae.state_dict(),
@@ -470,11 +440,13 @@ class Trainer:
                 batch = feed.next()
                 a = self.autoencoder_step(batch.x, batch.y)
                 self._rng_next = batch.rng_state
-                self._accumulate(d, a)
+                self.window.add(self.step + 1, [d["dis_loss"], d["dis_accuracy"], a["rec_loss"], a["adv_loss"]],
+                                a["lambda_e"])
                 self.step += 1
                 images += 2 * batch.x.shape[0]
                 if self.step % self.config.log_every == 0 or self.step == total:
-                    row = self._window_row()  # reads the device once, and checks for non-finite losses
+                    self._check_finite()
+                    row = self.window.row(self.step)  # the one read of the device per row
                     elapsed = time.perf_counter() - t0
                     row["images_per_s"] = images * self.dist.world / max(elapsed, 1e-9)
                     images, t0 = 0, time.perf_counter()
@@ -494,47 +466,13 @@ class Trainer:
             bar.close()
         return logged
 
-    # ------------------------------------------------------------------ the running window
-    def _reset_window(self) -> None:
-        self._window, self._lambdas, self._first_bad = None, [], None
-
-    def _window_dtype(self) -> torch.dtype:
-        """float64, so that the averages are Python's sums of the same numbers (float32 on MPS, which has no float64)."""
-        return torch.float32 if self.device.type == "mps" else torch.float64
-
-    def _accumulate(self, d: dict, a: dict) -> None:
-        """Add one iteration's values to the window, on the device (no synchronisation), and
-        remember the first step whose losses are not finite, with its values."""
-        values = torch.stack([d["dis_loss"], d["dis_accuracy"], a["rec_loss"], a["adv_loss"]])
-        values = values.to(self._window_dtype())
-        if self._window is None:
-            self._window = torch.zeros_like(values)
-            self._first_bad = torch.full((), math.inf, dtype=values.dtype, device=values.device)
-            self._bad_values = torch.zeros_like(values)
-        self._window += values
-        losses_bad = ~torch.isfinite(values[[0, 2, 3]]).all()
-        new = losses_bad & torch.isinf(self._first_bad)
-        self._bad_values = torch.where(new, values, self._bad_values)
-        self._first_bad = torch.where(new, torch.full_like(self._first_bad, self.step + 1), self._first_bad)
-        self._lambdas.append(a["lambda_e"])
-
-    def _window_row(self) -> dict:
-        """The averages of the window as a train row (one read of the device), then a new window."""
-        self._check_finite()
-        n = len(self._lambdas)
-        sums = self._window.tolist()
-        row = {"phase": "train", "step": self.step, **{k: v / n for k, v in zip(WINDOW_KEYS, sums)},
-               "lambda_e": sum(self._lambdas) / n}
-        self._reset_window()
-        return row
-
     def _check_finite(self) -> None:
         """Stop if a loss of the steps since the last check was not finite (on any rank)."""
-        first = float(self._first_bad) if self._first_bad is not None else math.inf
-        if self.dist.any(math.isfinite(first), self.device):
-            bad = dict(zip(WINDOW_KEYS, self._bad_values.tolist())) if math.isfinite(first) else {}
+        found = self.window.first_bad()
+        if self.dist.any(found is not None, self.device):
+            first, bad = found if found is not None else (None, {})
             what = ", ".join(f"{k} = {v}" for k, v in bad.items() if k.endswith("loss") and not math.isfinite(v))
-            step = f"step {int(first)}" if math.isfinite(first) else f"a step up to {self.step}"
+            step = f"step {first}" if first is not None else f"a step up to {self.step}"
             raise TrainingError(
                 f"{step}: {what or 'a loss on another rank'} is not finite (found at the check of step "
                 f"{self.step}); training stopped. The last good checkpoint ({self.checkpoint_dir / 'last.pt'}, "
