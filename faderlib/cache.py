@@ -42,7 +42,7 @@ from . import synth
 from .celeba import CelebA, default_data_dir, read_celeba, resolve_data_dir
 from .celeba_facts import CROP_BOTTOM, CROP_TOP, IMAGE_HEIGHT, SPLIT_NAMES
 from .errors import DataError
-from .files import FolderLock, atomic_write_text
+from .files import FolderLock, atomic_write_text, free_bytes
 from .images import decode_image
 from .progress import progress_bar
 
@@ -180,10 +180,7 @@ def _gb(n: float) -> str:
 
 def _check_disk_space(base: Path, n: int, size: int) -> None:
     need = n * 3 * size * size + DISK_MARGIN_BYTES
-    probe = base
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
+    free = free_bytes(base)
     if free < need:
         smaller = [s for s in (128, 64, 32) if s < size and n * 3 * s * s + DISK_MARGIN_BYTES <= free]
         hint = (f"choose a smaller size (size={smaller[0]} needs {_gb(n * 3 * smaller[0] ** 2)})"

@@ -362,7 +362,7 @@ def _add_cache_dir(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "cache_dir", None) and args.command != "prepare":
+    if getattr(args, "cache_dir", None):
         os.environ[CACHE_ENV_VAR] = args.cache_dir  # for every cache this command opens, in this process and its children
     try:
         return args.func(args)

@@ -159,12 +159,13 @@ def counterfactual_scores(ae: AutoEncoder, test: FaderDataset, data_dir, n_image
     x, y = test.batch(index)
     x, y = x.to(device), y.to(device)
     z = ae.encode(x)
+    recs = ae.decode(z, y)  # the unedited reconstruction, the yardstick of every attribute's edit
     edited_psnr, unedited_psnr = {}, {}
     for j, a in enumerate(config.attributes):
         if not a.is_binary:
             continue
         y2 = toggle_attribute(y, j, config)
-        edits, recs = ae.decode(z, y2), ae.decode(z, y)
+        edits = ae.decode(z, y2)
         truth = counterfactual_truth(data_dir, test, index, a.name, y2[:, j], device)
         edited_psnr[a.name] = psnr(float(((edits - truth) ** 2).mean()))
         unedited_psnr[a.name] = psnr(float(((recs - truth) ** 2).mean()))

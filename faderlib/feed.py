@@ -67,6 +67,12 @@ def split_bytes(dataset: FaderDataset) -> int:
     return len(dataset) * 3 * dataset.size ** 2
 
 
+def place(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """A float batch on ``device``, in the channels-last layout if asked (the host feed, and validation)."""
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
 def to_device_batch(pixels: torch.Tensor, mirror: torch.Tensor | None, channels_last: bool) -> torch.Tensor:
     """uint8 (B, 3, S, S) on the device -> x float32 in [-1, 1], mirrored where ``mirror`` (B,):
     element-wise operations where the pixels are, no host work. The same bits as the host's
@@ -152,9 +158,7 @@ class BatchFeed:
         """The next batch, on the device."""
         first, y, mirror, state = self._prepare() if self._queue is None else self._take()
         if self.mode == "host":
-            x = first.to(self.device)
-            x = x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-            y = y.to(self.device)
+            x, y = place(first, self.device, self.channels_last), y.to(self.device)
         elif self.mode == "pinned":
             pixels = first.to(self.device, non_blocking=True)
             m = mirror.to(self.device, non_blocking=True) if mirror is not None else None

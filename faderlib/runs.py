@@ -206,7 +206,6 @@ class LogWindow:
     """
 
     KEYS = ("dis_loss", "dis_accuracy", "rec_loss", "adv_loss")  # all but the accuracy are losses
-    LOSSES = [0, 2, 3]
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -226,9 +225,9 @@ class LogWindow:
             self._first_bad = torch.full((), math.inf, dtype=self.dtype, device=v.device)
             self._bad_values = torch.zeros_like(v)
         self.sums += v
-        new = ~torch.isfinite(v[self.LOSSES]).all() & torch.isinf(self._first_bad)
+        new = ~torch.isfinite(v).all() & torch.isinf(self._first_bad)  # (the accuracy is always finite)
         self._bad_values = torch.where(new, v, self._bad_values)
-        self._first_bad = torch.where(new, torch.full_like(self._first_bad, step), self._first_bad)
+        self._first_bad = torch.where(new, float(step), self._first_bad)
         self.lambdas.append(lambda_e)
 
     def first_bad(self) -> tuple[int, dict] | None:

@@ -42,7 +42,7 @@ from .data import FaderDataset, balanced_weights, choose_balance
 from .devices import PRECISIONS, autocast, choose_precision, fits_on_device, init_distributed, pick_device, \
     use_channels_last
 from .errors import CheckpointError, ConfigError, FolderInUseError, TrainingError, did_you_mean
-from .feed import BatchFeed, resident_split, split_bytes
+from .feed import BatchFeed, place, resident_split, split_bytes
 from .files import FolderLock, check_free_space, remove_temporary_files
 from .losses import accuracy, adversarial_loss, correct_counts, discriminator_loss, lambda_e, reconstruction_loss
 from .models import AutoEncoder, LatentDiscriminator
@@ -373,10 +373,6 @@ class Trainer:
         return BatchFeed(self.train_set, self.config.batch_size, self.generator, self.device, weights=self.weights,
                          channels_last=self.channels_last, prefetch=self.prefetch, resident=self._resident)
 
-    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.device, non_blocking=True)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-
     def _autocast(self):
         return autocast(self.device, self.precision)
 
@@ -506,7 +502,7 @@ class Trainer:
         for start in range(0, n, 64):
             idx = torch.arange(start, min(start + 64, n))
             x, y = self.valid_set.batch(idx)
-            x, y = self._to_device(x), y.to(self.device)
+            x, y = place(x, self.device, self.channels_last), y.to(self.device)
             with self._autocast():
                 z = self.ae.encode(x)
                 x_hat = self.ae.decode(z, y)
