@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python tools/lab.py --settings-only
 	@touch $(STAMP)
 
 demo: $(STAMP)          ## the main job: synthetic faces -> cache -> training -> evaluation, on CPU
@@ -22,8 +23,8 @@ demo: $(STAMP)          ## the main job: synthetic faces -> cache -> training ->
 test: $(STAMP)          ## the whole test suite (notebooks included)
 	$(BIN)/python -m pytest
 
-lab: $(STAMP)           ## JupyterLab on the notebooks
-	$(BIN)/jupyter lab notebooks
+lab: $(STAMP)           ## JupyterLab on notebooks/, opened at the first one (tools/lab.py; LAB_ARGS="--port 9999" adds options)
+	$(BIN)/python tools/lab.py $(LAB_ARGS)
 
 app: $(STAMP)           ## the slider app alone, served by Voila (after make demo or notebook 03)
 	$(BIN)/voila notebooks/apps/slider_app.ipynb

@@ -16,7 +16,8 @@ Around them: ``celeba`` (reading CelebA's tables), ``images`` (preprocessing; pi
 ``files`` (atomic writes, locks, free space), ``devices``, ``progress``, ``errors``; pictures in
 ``visual`` (grids), ``plots`` (figures), ``interpolate`` (sweeps beyond [0, 1]), ``edit`` (any
 photo); tables in ``summary`` and ``analysis``; ``demo``, ``course`` (the notebooks' start-up
-glue) and ``cli`` (the ``fader`` command) on top.
+glue), ``exercises`` (the checks of the notebooks' exercises) and ``cli`` (the ``fader`` command) on
+top.
 """
 
 import os as _os

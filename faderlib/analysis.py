@@ -32,7 +32,7 @@ from .data import balanced_weights, minority_shares
 from .images import crop_and_resize
 from .synth import ATTRIBUTES as SYNTH_ATTRIBUTES
 from .synth import counterfactual, is_synthetic, load_ground_truth
-from .visual import tile
+from .visual import FaceFigure, face_inches, tile
 
 __all__ = ["positive_rates", "correlation", "cooccurrence", "plot_frequencies", "plot_correlation",
            "imbalance_table", "rarest_attribute", "sampling_table", "sample_grid", "crop_figure", "toggle_figure"]
@@ -186,17 +186,26 @@ def sampling_table(dataset, attribute: str, batches: int = 1000, batch_size: int
 
 
 # ----------------------------------------------------------------------------- faces
-def sample_grid(data, attributes: Sequence[str], n: int = 6, split: str = "train", seed: int = 0) -> Figure:
+def sample_grid(data, attributes: Sequence[str], n: int = 6, split: str = "train", seed: int = 0) -> FaceFigure:
     """Faces with and without each attribute: one row per attribute, ``n`` faces with it on
-    the left, ``n`` without it on the right.
+    the left, ``n`` without it on the right, each side in lines of at most 3 faces (so that
+    the faces are 256 px on screen without a figure 12 faces wide).
 
     data: a :class:`~faderlib.cache.Prepared` cache (``faderlib.cache.prepared(DATA_DIR, 64)``).
     A class with fewer than ``n`` faces in the split shows the ones it has.
     """
     attributes = check_attributes(list(attributes), data.attributes.columns)
+    if int(n) < 1:
+        raise ValueError(f"n={n}: show at least 1 face per side")
     rng = np.random.default_rng(seed)
     rows = data.indices(split)
-    fig = Figure(figsize=(1.05 * 2 * n + 1.4, 1.25 * len(attributes) + 0.5), layout="constrained")
+    per_line = -(-n // -(-n // 3))   # 6 -> 3 + 3, 4 -> 2 + 2, 5 -> 3 + 2
+    lines = -(-n // per_line)
+    size = int(data.size)
+    pad = 2
+    side_w = (per_line * (size + pad) + pad) / size * face_inches()
+    side_h = (lines * (size + pad) + pad) / size * face_inches()
+    fig = FaceFigure(figsize=(2 * (side_w + 0.2) + 0.2, len(attributes) * (side_h + 0.45) + 0.2), layout="constrained")
     axes = fig.subplots(len(attributes), 2, squeeze=False)
     for i, name in enumerate(attributes):
         values = data.attributes[name].to_numpy()[rows]
@@ -210,11 +219,13 @@ def sample_grid(data, attributes: Sequence[str], n: int = 6, split: str = "train
                 ax.text(0.5, 0.5, "none in this split", ha="center", va="center", transform=ax.transAxes)
                 continue
             chosen = np.sort(rng.choice(pool, size=min(n, len(pool)), replace=False))
-            ax.imshow(tile([list(data.read(chosen))], cols=n), interpolation="nearest")
+            faces = list(data.read(chosen))
+            fig.show_face(ax, tile([faces[k:k + per_line] for k in range(0, n, per_line)], pad, cols=per_line),
+                          axis=True)  # the axes are off already, the title set
     return fig
 
 
-def crop_figure(image_path: str | os.PathLike, sizes: Sequence[int] = (64, 32)) -> Figure:
+def crop_figure(image_path: str | os.PathLike, sizes: Sequence[int] = (64, 32)) -> FaceFigure:
     """What the preprocessing does to one aligned CelebA image (docs/paper_notes.md, section 6): the
     178x218 original with the kept rows 20..197 framed, the 178x178 crop, then the crop
     resized to each of ``sizes`` (area filter), all drawn at the same size on screen so the
@@ -227,11 +238,11 @@ def crop_figure(image_path: str | os.PathLike, sizes: Sequence[int] = (64, 32)) 
               (np.asarray(cropped), f"rows {CROP_TOP}..{CROP_BOTTOM - 1}: {cropped.width}x{cropped.height}")]
     for s in sizes:
         panels.append((crop_and_resize(original, s).transpose(1, 2, 0), f"resized to {s}x{s}"))
-    fig = Figure(figsize=(2.6 * len(panels), 3.4), layout="constrained")
+    face = face_inches()
+    fig = FaceFigure(figsize=(len(panels) * (face + 0.2) + 0.5, face * h / w + 0.7), layout="constrained")
     axes = fig.subplots(1, len(panels))
     for ax, (pixels, title) in zip(axes, panels):
-        ax.imshow(pixels, interpolation="nearest")
-        ax.set_title(title, fontsize=9)
+        fig.show_face(ax, pixels, title, face_px=pixels.shape[1], fontsize=9, axis=True)
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0].add_patch(Rectangle((0, CROP_TOP - 0.5), w - 1, CROP_BOTTOM - CROP_TOP, fill=False, ec="red", lw=1.5))
@@ -240,7 +251,7 @@ def crop_figure(image_path: str | os.PathLike, sizes: Sequence[int] = (64, 32)) 
 
 
 def toggle_figure(data_dir: str | os.PathLike, face: int | str, attributes: Sequence[str],
-                  size: int = 64) -> Figure | None:
+                  size: int = 64) -> FaceFigure | None:
     """A synthetic face and the same face re-rendered with each attribute flipped: the
     ground truth (a counterfactual) that an edit by a Fader network should approach.
 
@@ -259,11 +270,10 @@ def toggle_figure(data_dir: str | os.PathLike, face: int | str, attributes: Sequ
         value = truth.attributes[i][name]
         panels.append((crop_and_resize(counterfactual(data_dir, i, {name: 1 - value}), size),
                        f"{name} {value} -> {1 - value}"))
-    fig = Figure(figsize=(2.0 * len(panels), 2.4), layout="constrained")
+    face = face_inches()
+    fig = FaceFigure(figsize=(len(panels) * (face + 0.2) + 0.2, face + 0.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
     for ax, (pixels, title) in zip(axes, panels):
-        ax.imshow(pixels.transpose(1, 2, 0), interpolation="nearest")
-        ax.set_title(title, fontsize=9)
-        ax.set_axis_off()
+        fig.show_face(ax, pixels.transpose(1, 2, 0), title, fontsize=9)
     fig.suptitle(f"face {truth.filenames[i]}, re-rendered with one attribute changed", fontsize=10)
     return fig

@@ -479,6 +479,13 @@ class Prepared:
             self._pid, self._unreleased = os.getpid(), 0
         return self._images
 
+    @property
+    def image_dir(self) -> Path:
+        """The folder of the source images (JPEGs): in :attr:`root`, where the cache's fingerprint
+        says (meta.json's absolute ``image_dir`` is where they were when the cache was built)."""
+        relative = (self.meta.get("fingerprint") or {}).get("image_dir")
+        return self.root / relative if relative else Path(self.meta["image_dir"])
+
     def __len__(self) -> int:
         return len(self.filenames)
 
@@ -580,5 +587,9 @@ def prepared(data_dir: str | os.PathLike | None = None, size: int = 64, **kwargs
     folder = resolve_data_dir(data_dir)
     if folder == default_data_dir() and not (folder.is_dir() and any(folder.iterdir())):
         synth.generate(folder, progress=kwargs.get("progress", True))
-    return load_prepared(prepare(folder, size, **kwargs))
+    data = load_prepared(prepare(folder, size, **kwargs))
+    # prepare() checked the cache against this folder's tables: its source is this folder, wherever the
+    # cache was built (a data folder copied or moved with its cache keeps the old path in meta.json)
+    data.root = folder.resolve()
+    return data
 

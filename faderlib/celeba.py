@@ -39,6 +39,7 @@ __all__ = [
     "CelebA",
     "read_celeba",
     "detect_layout",
+    "table_files",
     "resolve_data_dir",
     "default_data_dir",
     "HOW_TO_GET_CELEBA",
@@ -181,6 +182,14 @@ def detect_layout(data_dir: str | os.PathLike) -> str:
         if _first_file(candidates):
             return layout
     raise _missing_error(root, _what_is_missing(root))
+
+
+def table_files(data_dir: str | os.PathLike) -> tuple[Path, Path | None]:
+    """The attribute file and the partition file (None if absent) that :func:`read_celeba` reads in
+    ``data_dir``, without reading them. Raises :class:`DataError` if there is no attribute file."""
+    root = Path(data_dir).expanduser()
+    layout = detect_layout(root)
+    return _first_file(_attribute_candidates(root)[layout]), _first_file(_partition_candidates(root, layout))
 
 
 def _what_is_missing(root: Path) -> list[str]:

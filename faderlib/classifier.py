@@ -12,6 +12,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -25,6 +26,7 @@ from .files import LOCK_NAME, FolderLock, atomic_write_text
 from .losses import attribute_cross_entropy, correct_counts, predict_classes
 from .models import AttributeClassifier
 from .progress import progress_bar
+from .runs import course_runs
 
 FORMAT_VERSION = 1
 
@@ -136,6 +138,33 @@ def load_classifier(clf_dir: str | os.PathLike, device: str | torch.device = "cp
     clf = AttributeClassifier(ModelConfig.from_dict(state["model_config"])).to(device)
     clf.load_state_dict(state["classifier"])
     return clf.eval()
+
+
+def classifier_places(run_dir: str | os.PathLike) -> list[Path]:
+    """Where the attribute classifier of a run is kept, in the layouts of :mod:`faderlib.runs`:
+    ``RUN_DIR/classifier`` beside ``RUN_DIR/fader`` (the course's folder, ``runs/demo``), and
+    ``<run>_classifier`` beside a run folder of its own (``fader train --out <run>``)."""
+    run_dir = Path(run_dir)
+    places = []
+    course = course_runs(run_dir.parent)
+    if course.fader == run_dir:
+        places.append(course.classifier)
+    places.append(run_dir.with_name(run_dir.name + "_classifier"))
+    return places
+
+
+def find_classifier(run_dir: str | os.PathLike, attributes: Sequence[str]) -> Path | None:
+    """The attribute classifier kept with the run of ``run_dir`` (:func:`classifier_places`)
+    that reads every one of ``attributes`` (names), or None when there is none."""
+    for place in classifier_places(run_dir):
+        try:
+            saved = json.loads((place / "config.json").read_text())["model"]["attributes"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        known = {str(a).split(".")[0] for a in saved}
+        if (place / "classifier.pt").is_file() and all(a.split(".")[0] in known for a in attributes):
+            return place
+    return None
 
 
 @torch.no_grad()

@@ -47,6 +47,10 @@ TRAIN_FLAGS = {
     "clip_grad_norm": ("--clip-grad-norm", "gradient norm clipped at, per network"),
     "lambda_e": ("--lambda-e", "weight lambda_E of the adversarial term after the ramp"),
     "lambda_ramp": ("--lambda-ramp", "steps over which lambda_E grows from 0"),
+    "lr_decay": ("--lr-decay", "share of the last steps over which the learning rate falls linearly to 0 "
+                               "(0: constant, as the paper)"),
+    "patch_weight": ("--patch-weight", "weight of an image-space patch discriminator (the reference code's option; "
+                                       "0: none, as the paper)"),
     "balance": ("--balance", "draw this attribute's classes equally often (rare ones); 'auto': the rarest if "
                              "under 15 %%; 'none': no balancing"),
     "seed": ("--seed", "random seed (same seed, same run)"),
@@ -223,7 +227,8 @@ def cmd_edit(args) -> int:
     with warnings.catch_warnings(record=True) as notes:
         warnings.simplefilter("always", EditNote)
         image = edit_image(args.run_dir, args.image, changes, crop=args.crop, compare=args.compare,
-                           classifier=args.classifier, checkpoint=args.checkpoint)
+                           classifier=None if args.classifier == "none" else args.classifier,
+                           checkpoint=args.checkpoint)
     for note in notes:
         print(f"note: {note.message}")
     out = save_image(image, args.out, force=args.force, protect=(args.image,))
@@ -334,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", help="a JPEG or PNG of any size")
     p.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="attribute value, repeatable: binary alpha (0 absent, 1 present, beyond exaggerates), "
-                        "categorical class index; attributes not set are 0 (or the --classifier's reading)")
+                        "categorical class index; attributes not set keep what --classifier reads from the photo")
     p.add_argument("--out", required=True,
                    help="image file to write: .png (lossless) or .jpg (quality 95); never the input photo")
     p.add_argument("--force", action="store_true", help="replace --out if it exists (never the input photo)")
@@ -342,7 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="celeba: rows 20..197 of an aligned 178x218 image; center: centred square; "
                         "auto (default): celeba for 178x218 images, else center")
     p.add_argument("--compare", action="store_true", help="write the cropped input and the edit side by side")
-    p.add_argument("--classifier", default=None, help="classifier folder: start from the attributes it reads")
+    p.add_argument("--classifier", default="auto",
+                   help="the attribute classifier whose reading of the photo sets the attributes not given with "
+                        "--set: auto (default: the one kept with the run, as the slider app), a folder, or none "
+                        "(they are 0)")
     p.add_argument("--checkpoint", default="last.pt", help="last.pt (default) or best.pt")
     p.set_defaults(func=cmd_edit)
 

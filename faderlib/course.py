@@ -150,7 +150,7 @@ def ensure_data(data_dir: str | os.PathLike | None = None, n_faces: int = DEMO.n
 
 def ensure_run(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None,
                attributes: Sequence[str] = RECIPES["course"]["attributes"], image_size: int = 64,
-               steps: int | None = None, batch_size: int = 32, device: str = "auto",
+               steps: int | None = None, batch_size: int | None = None, device: str = "auto",
                demo_dir: str | os.PathLike | None = None, progress: bool = True) -> CourseRuns:
     """The trained run for notebooks 04 and 05: the one in ``run_dir`` (notebook 03's), else
     the one in ``demo_dir`` (``make demo``'s), else a run of the course's recipe trained now

@@ -33,7 +33,8 @@ from .config import check_attributes
 from .errors import DataError
 from .images import to_float
 
-__all__ = ["FaderDataset", "balanced_weights", "minority_shares", "choose_balance", "make_loader", "BALANCE_BELOW"]
+__all__ = ["FaderDataset", "balanced_weights", "class_balanced_weights", "minority_shares", "choose_balance",
+           "make_loader", "BALANCE_BELOW"]
 
 #: Attributes rarer than this (the share of their rarer class in the training split) are drawn
 #: class-balanced by the course's recipe (``balance="auto"``). Eyeglasses: 6.5 % in CelebA.
@@ -151,18 +152,28 @@ class FaderDataset(Dataset):
 def balanced_weights(dataset: FaderDataset, attribute: str) -> torch.Tensor:
     """Per-example weights (float64, summing to 1) that draw each class of ``attribute`` equally often.
 
-    Example i of class c gets 1 / (n_c * C), C the number of classes present. Useful for
-    rare attributes (Eyeglasses: 6.5 % of CelebA). ``attribute`` may be any column of the
-    table, not only one the dataset returns.
+    Example i of class c gets 1 / (n_c * C), C the number of classes present
+    (:func:`class_balanced_weights`). Useful for rare attributes (Eyeglasses: 6.5 % of CelebA).
+    ``attribute`` may be any column of the table, not only one the dataset returns.
     """
     (attribute,) = check_attributes([attribute], dataset.prepared.attributes.columns)
     labels = dataset.prepared.attributes[attribute].to_numpy(np.int64)[dataset.rows]
     if len(labels) == 0:
         raise DataError(f"The {dataset.split!r} split is empty: there is nothing to balance.")
+    return torch.from_numpy(class_balanced_weights(labels))
+
+
+def class_balanced_weights(labels) -> np.ndarray:
+    """The weights of :func:`balanced_weights` for an array of class indices (0, 1, ...): label i
+    of class c gets 1 / (n_c * C), n_c the labels of class c and C the number of classes present,
+    so that the weights sum to 1 and each class present gets 1 / C of the total."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or len(labels) == 0 or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+        raise DataError(f"expected a non-empty 1-d array of class indices 0, 1, ...; got {labels.dtype} of shape "
+                        f"{labels.shape}" + (f" with values from {labels.min()}" if labels.size else ""))
     counts = np.bincount(labels)
     present = int((counts > 0).sum())
-    weights = 1.0 / (counts[labels] * present)
-    return torch.from_numpy(weights)
+    return 1.0 / (counts[labels] * present)
 
 
 def minority_shares(data, attributes: Sequence[str], split: str | int = "train"):

@@ -11,9 +11,13 @@
 * ``swap_accuracy``: per attribute and target value, the share of test images whose value
   differs from the target that the classifier reads as the target after the edit;
 * ``classifier_accuracy``: the classifier's own test accuracy, the ceiling of swap accuracy;
+* ``latent_probe``: per attribute, the balanced test accuracy of a fresh logistic regression
+  fitted on the frozen codes z (:func:`latent_probe`): an independent witness of invariance;
 * ``counterfactual_psnr`` (synthetic faces only): per attribute, the PSNR of the edited
   image against the true face re-rendered with that attribute flipped; and, as a yardstick,
-  ``counterfactual_psnr_unedited``, the PSNR of the unedited reconstruction against the same truth.
+  ``counterfactual_psnr_unedited``, the PSNR of the unedited reconstruction against the same truth;
+  ``counterfactual_gain`` the difference (what the edit gained: the measure a classifier cannot
+  saturate), and ``counterfactual_gain_masked`` the same on the pixels the attribute changes.
 
 Beside it, the tables the notebooks show (:func:`swap_table`, :func:`compare_results`) and the
 computing half of two pictures (:func:`counterfactual_edits`, :func:`swap_failures`; drawn by
@@ -30,6 +34,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from .classifier import load_classifier, predict
 from .data import FaderDataset
@@ -49,13 +54,14 @@ def psnr(mse: float) -> float:
 def evaluate(run_dir: str | os.PathLike, classifier_dir: str | os.PathLike | None = None, *,
              checkpoint: str = "last.pt", max_images: int | None = None, counterfactual_images: int = 200,
              strength: float = 1.0, also_strengths: tuple[float, ...] = (), batch_size: int = 128,
-             device: str = "cpu", progress: bool = False) -> dict:
+             probe_images: int = 2000, device: str = "cpu", progress: bool = False) -> dict:
     """Evaluate the run in ``run_dir`` on the test split of its data set.
 
     ``strength`` is the edit strength of the swaps: 1 sets a binary attribute to exactly 0
     or 1 (the paper's protocol); 1.5 decodes with alpha = 1.5 to add it and -0.5 to remove
     it, as a slider pushed past the end does (peers such as AttGAN test at 2).
     ``also_strengths`` adds ``swap_accuracy_at`` (strength -> the same table) for others.
+    ``probe_images``: training images the latent probe is fitted on (:func:`latent_probe`; 0: no probe).
     """
     run = load_run(run_dir, checkpoint=checkpoint, device=device, with_discriminator=True)
     ae, dis, config = run.autoencoder, run.discriminator, run.model_config
@@ -131,9 +137,82 @@ def evaluate(run_dir: str | os.PathLike, classifier_dir: str | os.PathLike | Non
         if also_strengths:
             result["swap_accuracy_at"] = {f"{s:g}": table(s) for s in also_strengths}
         result["classifier_accuracy"] = {name: float(clf_correct[j]) / n for j, name in enumerate(names)}
+    if probe_images:
+        result["latent_probe"] = latent_probe(ae, run.dataset("train"), test, train_images=probe_images,
+                                              test_images=min(n, 1000), device=device)
     if is_synthetic(run.data_dir):
         result.update(counterfactual_scores(ae, test, run.data_dir, counterfactual_images, device))
     return result
+
+
+# ----------------------------------------------------------------------------- the latent probe
+@torch.no_grad()
+def encode_split(ae: AutoEncoder, data: FaderDataset, n: int, batch_size: int = 256, device="cpu"):
+    """z = E(x) of the first ``n`` images of a split, flattened: (n, C*h*w), and their y (n, n_attr)."""
+    zs, ys = [], []
+    for start in range(0, min(n, len(data)), batch_size):
+        x, y = data.batch(torch.arange(start, min(start + batch_size, n, len(data))))
+        zs.append(ae.encode(x.to(device)).flatten(1).float().cpu())
+        ys.append(y)
+    return torch.cat(zs), torch.cat(ys)
+
+
+def fit_probe(z: torch.Tensor, labels: torch.Tensor, n_values: int = 2, steps: int = 300, lr: float = 0.05,
+              weight_decay: float = 1e-3) -> nn.Linear:
+    """A fresh linear classifier (logistic regression) of one attribute from flattened codes ``z``
+    (N, d), standardised by the caller: full-batch Adam for ``steps`` steps, each class weighted by
+    the inverse of its frequency (so that a rare class is not simply ignored), starting from zero
+    weights (the same fit every time)."""
+    probe = nn.Linear(z.shape[1], n_values)
+    nn.init.zeros_(probe.weight)
+    nn.init.zeros_(probe.bias)
+    counts = torch.bincount(labels, minlength=n_values).float()
+    weight = torch.where(counts > 0, counts.sum() / (n_values * counts.clamp(min=1)), torch.zeros_like(counts))
+    opt = torch.optim.Adam(probe.parameters(), lr=lr, weight_decay=weight_decay)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(probe(z), labels, weight=weight)
+        loss.backward()
+        opt.step()
+    return probe
+
+
+def balanced_accuracy(predicted: torch.Tensor, labels: torch.Tensor, n_values: int) -> float:
+    """The mean over classes present of the share of each class predicted right (1/K for a blind guess)."""
+    hits = [float((predicted[labels == k] == k).float().mean()) for k in range(n_values) if (labels == k).any()]
+    return sum(hits) / len(hits)
+
+
+def latent_probe(ae: AutoEncoder, train: FaderDataset, test: FaderDataset, train_images: int = 2000,
+                 test_images: int = 1000, steps: int = 300, device="cpu") -> dict:
+    """An independent witness of what z says about y (in the manner of InterFaceGAN's linear probes).
+
+    The latent discriminator was trained *against* the encoder, so its blindness is weak evidence:
+    the encoder may only have learnt to fool that one network. Here the encoder is frozen and a
+    fresh logistic regression per attribute is fitted on the flattened codes of ``train_images``
+    training images, then scored on ``test_images`` test images. Returns per attribute its
+    ``balanced_accuracy`` (0.5 for a binary attribute: z says nothing a line can read; near 1:
+    z still carries the attribute) and its plain ``accuracy``.
+    """
+    was_training = ae.training
+    ae.eval()
+    try:
+        z_train, y_train = encode_split(ae, train, train_images, device=device)
+        z_test, y_test = encode_split(ae, test, test_images, device=device)
+    finally:
+        ae.train(was_training)
+    mean, std = z_train.mean(0), z_train.std(0).clamp(min=1e-6)
+    z_train, z_test = (z_train - mean) / std, (z_test - mean) / std
+    out = {}
+    for j, a in enumerate(ae.config.attributes):
+        with torch.enable_grad():
+            probe = fit_probe(z_train, y_train[:, j].long(), a.n_values, steps)
+        with torch.no_grad():
+            predicted = probe(z_test).argmax(1)
+        labels = y_test[:, j].long()
+        out[a.name] = {"balanced_accuracy": balanced_accuracy(predicted, labels, a.n_values),
+                       "accuracy": float((predicted == labels).float().mean())}
+    return out
 
 
 # ----------------------------------------------------------------------------- counterfactuals
@@ -148,11 +227,40 @@ def counterfactual_truth(data_dir, test: FaderDataset, index: torch.Tensor, attr
     return to_float(np.stack(faces)).to(device)
 
 
+#: A pixel counts as changed by an attribute when its squared difference, summed over the three
+#: channels of images in [-1, 1], exceeds this (about 1 % of the range in one channel).
+CHANGED_PIXEL = 1e-3
+
+
+def changed_pixels(x: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """The pixels an attribute changes: a mask (B, 1, S, S) of 1.0 where the true counterfactual
+    ``truth`` differs from the face ``x`` as drawn (:data:`CHANGED_PIXEL`)."""
+    return (((truth - x) ** 2).sum(1, keepdim=True) > CHANGED_PIXEL).float()
+
+
+def masked_psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> float:
+    """PSNR of ``a`` against ``b`` over the pixels of ``mask`` (B, 1, S, S) only, pooled over the batch."""
+    area = float(mask.sum()) * a.shape[1]
+    return psnr(float((((a - b) ** 2) * mask).sum()) / area) if area else math.nan
+
+
 @torch.no_grad()
 def counterfactual_scores(ae: AutoEncoder, test: FaderDataset, data_dir, n_images: int, device) -> dict:
-    """PSNR of each single-attribute edit against the synthetic face re-rendered with that
-    attribute flipped (the ground truth no photograph can give), and of the unedited
-    reconstruction against the same truth."""
+    """How close each single-attribute edit comes to the truth no photograph can give: the
+    synthetic face re-rendered with that attribute flipped.
+
+    * ``counterfactual_psnr``: PSNR of the edit against the truth; ``counterfactual_psnr_unedited``:
+      of the unedited reconstruction against the same truth;
+    * ``counterfactual_gain``: the difference (dB): what the edit gained by moving towards the
+      truth. An edit that changes nothing gains 0, however well the classifier is fooled;
+    * ``counterfactual_gain_masked``: the same on the pixels the attribute changes only (a mouth
+      is a small part of a face: there the whole-image gain is small even for a perfect edit);
+      ``changed_share``: the share of the pixels that is;
+    * ``counterfactual_gain_bound``: what an edit would gain that rebuilt the true edited face as
+      well as the reconstruction rebuilds the face as drawn (PSNR of the reconstruction against x
+      minus that against the truth): the most this decoder's blur leaves to gain. A smile, a few
+      pixels of a 64 px face, has a small bound on the whole image however good the edit.
+    """
     config = ae.config
     n = min(n_images, len(test))
     index = torch.arange(n)
@@ -160,16 +268,24 @@ def counterfactual_scores(ae: AutoEncoder, test: FaderDataset, data_dir, n_image
     x, y = x.to(device), y.to(device)
     z = ae.encode(x)
     recs = ae.decode(z, y)  # the unedited reconstruction, the yardstick of every attribute's edit
-    edited_psnr, unedited_psnr = {}, {}
+    rec_psnr = psnr(float(((recs - x) ** 2).mean()))
+    out = {k: {} for k in ("counterfactual_psnr", "counterfactual_psnr_unedited", "counterfactual_gain",
+                           "counterfactual_gain_masked", "counterfactual_gain_bound", "changed_share")}
     for j, a in enumerate(config.attributes):
         if not a.is_binary:
             continue
         y2 = toggle_attribute(y, j, config)
         edits = ae.decode(z, y2)
         truth = counterfactual_truth(data_dir, test, index, a.name, y2[:, j], device)
-        edited_psnr[a.name] = psnr(float(((edits - truth) ** 2).mean()))
-        unedited_psnr[a.name] = psnr(float(((recs - truth) ** 2).mean()))
-    return {"counterfactual_psnr": edited_psnr, "counterfactual_psnr_unedited": unedited_psnr}
+        mask = changed_pixels(x, truth)
+        edited, unedited = psnr(float(((edits - truth) ** 2).mean())), psnr(float(((recs - truth) ** 2).mean()))
+        out["counterfactual_psnr"][a.name] = edited
+        out["counterfactual_psnr_unedited"][a.name] = unedited
+        out["counterfactual_gain"][a.name] = edited - unedited
+        out["counterfactual_gain_masked"][a.name] = masked_psnr(edits, truth, mask) - masked_psnr(recs, truth, mask)
+        out["counterfactual_gain_bound"][a.name] = rec_psnr - unedited
+        out["changed_share"][a.name] = float(mask.mean())
+    return out
 
 
 @dataclass
@@ -274,24 +390,36 @@ def swap_table(result: dict) -> pd.DataFrame:
 
 
 def compare_results(results: Mapping[str, dict]) -> pd.DataFrame:
-    """Evaluations (:func:`evaluate`) side by side, one column per run: reconstruction PSNR,
-    then per attribute the swap accuracy in each direction, the latent discriminator's
-    accuracy against the majority rate, and the counterfactual PSNR."""
-    columns = {}
+    """Evaluations (:func:`evaluate`) side by side, as a table that reads at a glance: one row per
+    attribute, and for each measure one column per run (the runs of a measure next to each other).
+
+    The measures: the swap accuracy in each direction (``swap: add`` 0 -> 1, ``swap: remove``
+    1 -> 0), the counterfactual gain on the whole image and on the pixels the attribute changes
+    (``cf gain dB``, synthetic faces), the latent discriminator's balanced accuracy (0.5: z says
+    nothing) and its plain accuracy against the majority rate. The reconstruction PSNR
+    (``PSNR dB``) belongs to a run, not to an attribute: it is the first row, ``whole image``.
+    """
+    measures = [("swap: add", lambda r, n: r.get("swap_accuracy", {}).get(n, {}).get("1")),
+                ("swap: remove", lambda r, n: r.get("swap_accuracy", {}).get(n, {}).get("0")),
+                ("cf gain dB", lambda r, n: r.get("counterfactual_gain", {}).get(n)),
+                ("cf gain dB, changed px", lambda r, n: r.get("counterfactual_gain_masked", {}).get(n)),
+                ("disc. balanced", lambda r, n: r["latent_discriminator"][n].get("balanced_accuracy")),
+                ("disc. accuracy", lambda r, n: r["latent_discriminator"][n]["accuracy"]),
+                ("majority", lambda r, n: r["latent_discriminator"][n]["majority_rate"])]
+    names = list(dict.fromkeys(n for r in results.values() for n in r["latent_discriminator"]))
+    columns: dict[tuple[str, str], dict] = {}
     for label, r in results.items():
-        col = {"reconstruction PSNR (dB)": r["reconstruction"]["psnr"]}
-        for name, d in r["latent_discriminator"].items():
-            swap = r.get("swap_accuracy", {}).get(name, {})
-            if swap:
-                col[f"{name}: swap 0 -> 1 (add)"] = swap.get("1")
-                col[f"{name}: swap 1 -> 0 (remove)"] = swap.get("0")
-            col[f"{name}: discriminator accuracy"] = d["accuracy"]
-            col[f"{name}: majority rate"] = d["majority_rate"]
-            if name in r.get("counterfactual_psnr", {}):
-                col[f"{name}: counterfactual PSNR (dB)"] = r["counterfactual_psnr"][name]
-        columns[label] = col
-    table = pd.DataFrame(columns)
-    return table.astype(float).round(3)
+        columns[("PSNR dB", label)] = {"whole image": r["reconstruction"]["psnr"]}
+    for measure, read in measures:
+        values = {label: {n: read(r, n) for n in names if n in r["latent_discriminator"]} for label, r in results.items()}
+        if all(v is None for d in values.values() for v in d.values()):
+            continue  # a measure no run has (no classifier, no ground truth)
+        for label, d in values.items():
+            columns[(measure, label)] = d
+    table = pd.DataFrame(columns, index=["whole image", *names]).astype(float).round(3)
+    table.columns.names = ["measure", "run"]
+    table.index.name = "attribute"
+    return table
 
 
 def format_report(result: dict) -> str:
@@ -301,16 +429,118 @@ def format_report(result: dict) -> str:
              f"reconstruction: MSE {result['reconstruction']['mse']:.4f}, PSNR {result['reconstruction']['psnr']:.1f} dB",
              "",
              f"{'attribute':<22}{'disc. acc':>10}{'majority':>10}{'balanced':>10}{'swap->0':>9}{'swap->1':>9}{'clf acc':>9}"
-             f"{'cf PSNR':>9}"]
+             f"{'cf PSNR':>9}{'cf gain':>9}{'changed':>9}"]
     for name, d in result["latent_discriminator"].items():
         swap = result.get("swap_accuracy", {}).get(name, {})
         clf = result.get("classifier_accuracy", {}).get(name)
         cf = result.get("counterfactual_psnr", {}).get(name)
+        gain = result.get("counterfactual_gain", {}).get(name)
+        masked = result.get("counterfactual_gain_masked", {}).get(name)
 
         def f(v, fmt="{:.3f}"):
             return fmt.format(v) if v is not None else "-"
 
         lines.append(f"{name:<22}{f(d['accuracy']):>10}{f(d['majority_rate']):>10}{f(d['balanced_accuracy']):>10}"
                      f"{f(swap.get('0')):>9}"
-                     f"{f(swap.get('1')):>9}{f(clf):>9}{f(cf, '{:.1f}'):>9}")
+                     f"{f(swap.get('1')):>9}{f(clf):>9}{f(cf, '{:.1f}'):>9}{f(gain, '{:+.2f}'):>9}{f(masked, '{:+.2f}'):>9}")
+    if "counterfactual_gain" in result:
+        lines += ["", "cf PSNR: the edit against the true counterfactual (synthetic faces); cf gain: dB it gained over the",
+                  "unedited reconstruction against the same truth, on the whole image and where the attribute changes pixels"]
+    return "\n".join(lines)
+
+
+def ablation_report(result: dict, ablation: dict, label: str = "lambda_E = 0") -> str:
+    """What the ablation (``ablation``, trained without the adversary) shows against the Fader network
+    (``result``), in sentences computed from the two evaluations: each says what these runs measured,
+    so that none claims a contrast the runs do not have (a tiny test run may have none)."""
+    r, a = result, ablation
+    lines = []
+    pr, pa = r["reconstruction"]["psnr"], a["reconstruction"]["psnr"]
+    lines.append(f"Reconstruction: {label} {'better' if pa > pr else 'not better'} ({pa:.1f} dB against {pr:.1f} dB).")
+
+    def mean(values):
+        values = [v for v in values if v is not None]
+        return sum(values) / len(values) if values else None
+
+    dis_r = {n: d["balanced_accuracy"] for n, d in r["latent_discriminator"].items()}
+    dis_a = {n: d["balanced_accuracy"] for n, d in a["latent_discriminator"].items()}
+    reads = [n for n in dis_a if dis_a[n] > 0.6]
+    lines.append("Discriminator (balanced accuracy, 0.5: blind): "
+                 + ", ".join(f"{n} {dis_r[n]:.2f} vs {dis_a[n]:.2f}" for n in dis_r) + "; "
+                 + (f"with {label} it reads {', '.join(reads)} from z." if reads else
+                    f"with {label} it reads no attribute from z above 0.6 (a short run, or a weak discriminator)."))
+    if "swap_accuracy" in r and "swap_accuracy" in a:
+        sr = mean(v for d in r["swap_accuracy"].values() for v in d.values())
+        sa = mean(v for d in a["swap_accuracy"].values() for v in d.values())
+        lines.append(f"Swaps (mean over attributes and directions): {sr:.2f} with the adversary, {sa:.2f} with {label}"
+                     + (": the decoder ignores y when z already carries the attributes." if sa < sr - 0.1 else
+                        ": no clear contrast in these runs."))
+    if "counterfactual_gain" in r and "counterfactual_gain" in a:
+        gr, ga = r["counterfactual_gain"], a["counterfactual_gain"]
+        lines.append("Counterfactual gain (dB towards the true edited face; 0: no edit): "
+                     + ", ".join(f"{n} {gr[n]:+.2f} vs {ga[n]:+.2f}" for n in gr) + ".")
+    if "latent_probe" in r and "latent_probe" in a:
+        lp, la = r["latent_probe"], a["latent_probe"]
+        lines.append("Latent probe (a fresh linear classifier of z, balanced accuracy): "
+                     + ", ".join(f"{n} {lp[n]['balanced_accuracy']:.2f} vs {la[n]['balanced_accuracy']:.2f}" for n in lp)
+                     + ".")
+    return "\n".join(lines)
+
+
+def invariance_table(result: dict, ablation: dict | None = None) -> pd.DataFrame:
+    """What z says about each attribute, by two witnesses: the latent discriminator trained against
+    the encoder, and the latent probe fitted afterwards (balanced accuracies, 0.5: nothing to read);
+    with ``ablation`` (the lambda_E = 0 run's evaluation), the same for it beside."""
+    rows = {}
+    for name, d in result["latent_discriminator"].items():
+        row = {"majority rate": d["majority_rate"], "discriminator": d["balanced_accuracy"]}
+        if "latent_probe" in result:
+            row["latent probe"] = result["latent_probe"][name]["balanced_accuracy"]
+        if ablation is not None:
+            row["discriminator, lambda_E = 0"] = ablation["latent_discriminator"][name]["balanced_accuracy"]
+            if "latent_probe" in ablation:
+                row["latent probe, lambda_E = 0"] = ablation["latent_probe"][name]["balanced_accuracy"]
+        rows[name] = row
+    table = pd.DataFrame(rows).T.astype(float).round(3)
+    table.index.name = "attribute"
+    return table
+
+
+def direction_report(result: dict, threshold: float = 0.05) -> str:
+    """One sentence per attribute on its two swap directions, from the run's numbers: which is
+    harder and by how much, or that they are within ``threshold`` of each other."""
+    lines = []
+    for name, swap in result.get("swap_accuracy", {}).items():
+        if set(swap) != {"0", "1"} or None in swap.values():
+            continue
+        remove, add = swap["0"], swap["1"]
+        if abs(add - remove) <= threshold:
+            lines.append(f"{name}: both directions alike (remove {remove:.3f}, add {add:.3f}).")
+        else:
+            harder = "adding" if add < remove else "removing"
+            lines.append(f"{name}: {harder} is harder here (remove {remove:.3f}, add {add:.3f}: "
+                         f"{abs(add - remove):.3f} apart).")
+    return "\n".join(lines) or "(no swap accuracy: evaluate with a classifier)"
+
+
+def balance_report(balanced: dict, other: dict, balance, other_balance) -> str:
+    """The two sampling choices compared in sentences computed from their evaluations: the
+    reconstruction (a collapse shows there), the swaps of each attribute, the counterfactual gains."""
+    a, b = f"balance={balance!r}", f"balance={other_balance!r}"
+    pa, pb = balanced["reconstruction"]["psnr"], other["reconstruction"]["psnr"]
+    lines = [f"Reconstruction: {a} {pa:.1f} dB, {b} {pb:.1f} dB"
+             + (f": {abs(pa - pb):.1f} dB apart, a collapse of the {a if pa < pb else b} run."
+                if abs(pa - pb) >= 3 else " (no collapse: less than 3 dB apart).")]
+    if "swap_accuracy" in balanced and "swap_accuracy" in other:
+        def mean(r):
+            v = [x for d in r["swap_accuracy"].values() for x in d.values() if x is not None]
+            return sum(v) / len(v)
+        ma, mb = mean(balanced), mean(other)
+        lines.append(f"Swap accuracy (mean): {a} {ma:.3f}, {b} {mb:.3f}"
+                     + (" — nearly the same, whatever the reconstruction: the classifier asks only whether the "
+                        "attribute is there." if abs(ma - mb) < 0.05 else "."))
+    if "counterfactual_gain" in balanced and "counterfactual_gain" in other:
+        lines.append("Counterfactual gain (dB): " + ", ".join(
+            f"{n} {balanced['counterfactual_gain'][n]:+.2f} vs {other['counterfactual_gain'][n]:+.2f}"
+            for n in balanced["counterfactual_gain"]) + ".")
     return "\n".join(lines)

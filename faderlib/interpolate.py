@@ -8,8 +8,10 @@ exaggerate it (the reference used alpha up to 2 for glasses and gender, 10 for a
 * :func:`interpolation_grid`: one row per image, original, reconstruction, then the sweep;
 * :func:`interpolation_grid_2d`: one image, two attributes swept on the two axes.
 
-Both return a PIL image (shown inline by Jupyter) with the alphas written above the
-columns (and beside the rows). Images come from the run's test split unless given.
+Both return a :class:`~faderlib.visual.Picture`, a PIL image with the alphas written above the
+columns (and beside the rows): saved, its pixels are the decoder's; a notebook shows it
+enlarged (pixels repeated) so that each face is at least 256 px on screen. Images come from
+the run's test split unless given.
 """
 
 from __future__ import annotations
@@ -24,13 +26,10 @@ from PIL import Image
 from .images import save_image
 from .models import AutoEncoder, check_changes, code_for
 from .runs import Run, load_run
-from .visual import evaluating, tile, write
+from .visual import LINE, Picture, evaluating, tile, write
 
 #: The default sweep: below 0, the two training values, between, and beyond 1.
 DEFAULT_ALPHAS = (-1.0, 0.0, 0.5, 1.0, 2.0)
-
-#: Height of one line of labels, in pixels.
-LINE = 14
 
 #: Cells smaller than this are enlarged (nearest neighbour) so that their labels fit.
 MIN_CELL = 64
@@ -105,7 +104,7 @@ def _scale(size: int, scale: int | None) -> int:
 def interpolation_grid(model, x: torch.Tensor | None = None, y: torch.Tensor | None = None,
                        attribute: str | None = None, alphas: Sequence[float] = DEFAULT_ALPHAS, *,
                        n: int = 6, start: int = 0, pad: int = 2, scale: int | None = None,
-                       checkpoint: str = "last.pt") -> Image.Image:
+                       checkpoint: str = "last.pt") -> Picture:
     """One row per image: original x, reconstruction D(z, y), then D(z, y_alpha) for each alpha.
 
     model: an :class:`~faderlib.models.AutoEncoder`, a :class:`~faderlib.runs.Run` or a run
@@ -144,7 +143,7 @@ def interpolation_grid(model, x: torch.Tensor | None = None, y: torch.Tensor | N
 def interpolation_grid_2d(model, attribute: str, attribute2: str, alphas: Sequence[float] = DEFAULT_ALPHAS,
                           alphas2: Sequence[float] | None = None, x: torch.Tensor | None = None,
                           y: torch.Tensor | None = None, *, index: int = 0, pad: int = 2,
-                          scale: int | None = None, checkpoint: str = "last.pt") -> Image.Image:
+                          scale: int | None = None, checkpoint: str = "last.pt") -> Picture:
     """One image, two binary attributes swept together: ``D(z, y)`` with ``attribute = alphas[c]``
     along the columns and ``attribute2 = alphas2[r]`` down the rows (other attributes keep
     their values in y).

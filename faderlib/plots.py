@@ -2,8 +2,9 @@
 the pictures of an evaluation (edits against the truth, failure cases).
 
 Every function returns a ``matplotlib.figure.Figure`` (made without pyplot, so it works
-headless), which Jupyter shows when it ends a cell. Grids of the network's pixels, as PIL
-images, are in :mod:`faderlib.visual`.
+headless), which Jupyter shows when it ends a cell; those of faces (:func:`side_by_side`, the
+evaluation's) a :class:`~faderlib.visual.FaceFigure`, shown with each face at 256 px or more.
+Grids of the network's pixels, as PIL images, are in :mod:`faderlib.visual`.
 """
 
 from __future__ import annotations
@@ -21,36 +22,68 @@ from .images import to_uint8
 from .losses import lambda_e
 from .runs import Run
 from .train import RECIPES
+from .visual import FIGURE_DPI, FaceFigure, Picture, face_inches
 
 
 def plot_training(metrics, majority_rates: dict[str, float] | None = None, title: str = "") -> Figure:
     """Four panels from a metrics log (:func:`faderlib.runs.read_metrics`): the
     reconstruction loss (train and validation), the discriminator's loss, its accuracy
-    (with the majority rate it should fall to), and the schedule of lambda_E."""
+    (with the majority rate it should fall to), and the schedule of lambda_E.
+
+    In the accuracy panel each attribute has one colour: its validation accuracy (solid, dots)
+    and its majority rate (dashed) share one legend entry, and the legends sit below the
+    panels, so that close rates (Smiling's and Male's, both near 0.5) never write over each other."""
     train = metrics[metrics["phase"] == "train"]
     valid = metrics[metrics["phase"] == "valid"]
-    fig = Figure(figsize=(12, 3.2), layout="constrained")
+    accuracy = {col.split("/", 1)[1]: col for col in valid.columns if col.startswith("dis_accuracy/")}
+    majority = dict(majority_rates or {})
+    names = list(accuracy) + [n for n in majority if n not in accuracy]
+    fig = Figure(figsize=(12, 3.6 + 0.24 * len(names)), layout="constrained")
     ax = fig.subplots(1, 4)
     ax[0].plot(train["step"], train["rec_loss"], label="train")
     if len(valid):
-        ax[0].plot(valid["step"], valid["rec_loss"], "o-", label="validation")
+        ax[0].plot(valid["step"], valid["rec_loss"], "o-", ms=3, label="validation")
     ax[0].set(title="reconstruction MSE", xlabel="step", yscale="log")
-    ax[0].legend()
+    _legend_below(ax[0], *ax[0].get_legend_handles_labels())
     ax[1].plot(train["step"], train["dis_loss"], color="C2")
     ax[1].set(title="discriminator loss (eq. 1)", xlabel="step")
-    ax[2].plot(train["step"], train["dis_accuracy"], color="C3", label="train batches")
-    for col in (c for c in valid.columns if c.startswith("dis_accuracy/")):
-        ax[2].plot(valid["step"], valid[col], "o-", ms=3, label=col.split("/", 1)[1] + " (valid)")
-    for name, rate in (majority_rates or {}).items():
-        ax[2].axhline(rate, ls="--", lw=1, color="grey")
-        ax[2].annotate(f"majority {name}", (0, rate), fontsize=7, color="grey", va="bottom")
+    handles, labels = _accuracy_panel(ax[2], train, valid, accuracy, majority, names)
     ax[2].set(title="discriminator accuracy", xlabel="step", ylim=(0, 1.02))
-    ax[2].legend(fontsize=7)
+    kinds = [w for w, there in (("solid: validation", accuracy), ("dashed: majority rate", majority)) if there]
+    _legend_below(ax[2], handles, labels, title=", ".join(kinds) if len(names) else None)
     ax[3].plot(train["step"], train["lambda_e"], color="C4")
     ax[3].set(title="lambda_E", xlabel="step")
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _accuracy_panel(ax, train, valid, accuracy: dict[str, str], majority: dict[str, float], names: list[str]):
+    """The discriminator's accuracy: all attributes on the train batches (grey), then per attribute
+    (one colour each) its validation accuracy and its majority rate. Returns the legend's entries."""
+    (line,) = ax.plot(train["step"], train["dis_accuracy"], color="0.45", lw=1.2)
+    handles, labels = [line], ["train batches"]
+    for k, name in enumerate(names):
+        color, parts = f"C{k % 10}", []
+        if name in accuracy:
+            parts += ax.plot(valid["step"], valid[accuracy[name]], "o-", ms=3, color=color)
+        if name in majority:
+            parts.append(ax.axhline(majority[name], ls="--", lw=1.2, color=color))
+        handles.append(tuple(parts) if len(parts) > 1 else parts[0])
+        labels.append(f"{name} (majority {majority[name]:.2f})" if name in majority else name)
+    return handles, labels
+
+
+def _legend_below(ax, handles, labels, title: str | None = None) -> None:
+    """A legend under ``ax`` (outside the curves), one entry a line, in a readable size; an entry
+    whose handle is a tuple shows its lines side by side (an attribute's validation and majority)."""
+    if not handles:
+        return
+    from matplotlib.legend_handler import HandlerTuple
+
+    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=9, frameon=False,
+              title=title, title_fontsize=9, handler_map={tuple: HandlerTuple(ndivide=None, pad=0.6)},
+              handlelength=4.0, borderaxespad=0.0)
 
 
 class LiveLossPlot:
@@ -92,21 +125,52 @@ def plot_lambda_schedule(lambda_max: float = RECIPES["course"]["lambda_e"],
     return fig
 
 
-def side_by_side(images: Mapping[str, object], width: float = 6.0) -> Figure:
-    """PIL images (e.g. two interpolation grids) next to each other, titled by their keys."""
-    fig = Figure(figsize=(width * len(images), width * 0.9), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(images)))
-    for ax, (title, image) in zip(axes, images.items()):
-        ax.imshow(np.asarray(image), interpolation="nearest")
-        ax.set_title(title)
-        ax.set_axis_off()
+#: :func:`side_by_side` puts its panels in one row up to this width on screen (pixels), else in rows.
+ROW_PX = 2000
+
+
+def side_by_side(images: Mapping[str, object], width: float = 6.0, *, columns: int | None = None,
+                 face_px: int | None = None) -> FaceFigure:
+    """PIL images (e.g. two interpolation grids, or edits) next to each other, titled by their
+    keys, with every face at least 256 px on screen (a :class:`~faderlib.visual.FaceFigure`).
+
+    A :class:`~faderlib.visual.Picture` (what the grids and edits of the kit return) is drawn
+    as a notebook shows it, with its faces' size and its labels sharp; another image is taken
+    as one face, unless ``face_px`` gives the side of its faces in pixels. ``width``: the least
+    width of a panel, in inches; panels grow to show their faces at 256 px. ``columns``:
+    panels per row (default: as many as fit in :data:`ROW_PX` pixels, so that wide grids go one
+    under the other).
+    """
+    if not images:
+        raise ValueError("give at least one image, e.g. side_by_side({'lambda_E = 0': grid})")
+    shown = []
+    for title, image in images.items():
+        if isinstance(image, Picture):
+            a, face = np.asarray(image.display_image()), image.face_px * image.display_scale
+        else:
+            a = np.asarray(image)
+            face = face_px or min(a.shape[:2])
+        shown.append((title, a, face))
+    panel_w = max(max(width, a.shape[1] / face * face_inches()) for _, a, face in shown)
+    panel_h = max(a.shape[0] / face * face_inches() for _, a, face in shown)
+    n = len(shown)
+    if columns is None:
+        columns = max(1, min(n, int(ROW_PX // ((panel_w + 0.2) * FIGURE_DPI))))
+    elif int(columns) < 1:
+        raise ValueError(f"columns={columns}: give at least 1 panel per row")
+    columns = min(int(columns), n)
+    rows = -(-n // columns)
+    fig = FaceFigure(figsize=(columns * (panel_w + 0.2) + 0.2, rows * (panel_h + 0.5) + 0.2), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax, (title, a, face) in zip(axes, shown):
+        fig.show_face(ax, a, title, face_px=face)
+    for ax in axes[n:]:
+        fig.delaxes(ax)
     return fig
 
 
-def _show(ax, x: torch.Tensor, title: str) -> None:
-    ax.imshow(to_uint8(x), interpolation="nearest")
-    ax.set_title(title, fontsize=8)
-    ax.set_axis_off()
+def _show(fig: FaceFigure, ax, x: torch.Tensor, title: str) -> None:
+    fig.show_face(ax, to_uint8(x), title, fontsize=8)
 
 
 def counterfactual_figure(run: Run, attribute: str, n: int = 4, start: int = 0) -> Figure | None:
@@ -119,13 +183,16 @@ def counterfactual_figure(run: Run, attribute: str, n: int = 4, start: int = 0) 
         print("this run was trained on photographs: no ground truth exists for an edited face, so the "
               "comparison needs the synthetic faces (DATA_DIR = None)")
         return None
-    fig = Figure(figsize=(7.2, 1.9 * len(cf.x) + 0.4), layout="constrained")
+    face = face_inches()
+    fig = FaceFigure(figsize=(4 * (face + 0.2) + 0.2, len(cf.x) * (face + 0.5) + 0.5), layout="constrained")
     axes = fig.subplots(len(cf.x), 4, squeeze=False)
     for r in range(len(cf.x)):
-        _show(axes[r, 0], cf.x[r], f"original x, {attribute}={int(cf.y[r])}")
-        _show(axes[r, 1], cf.reconstruction[r], f"reconstruction D(z, y)\n{cf.psnr_reconstruction[r]:.1f} dB from the truth")
-        _show(axes[r, 2], cf.edit[r], f"edit, {attribute}={int(cf.y_edit[r])}\n{cf.psnr_edit[r]:.1f} dB from the truth")
-        _show(axes[r, 3], cf.truth[r], "truth: re-rendered")
+        _show(fig, axes[r, 0], cf.x[r], f"original x, {attribute}={int(cf.y[r])}")
+        _show(fig, axes[r, 1], cf.reconstruction[r],
+              f"reconstruction D(z, y)\n{cf.psnr_reconstruction[r]:.1f} dB from the truth")
+        _show(fig, axes[r, 2], cf.edit[r],
+              f"edit, {attribute}={int(cf.y_edit[r])}\n{cf.psnr_edit[r]:.1f} dB from the truth")
+        _show(fig, axes[r, 3], cf.truth[r], "truth: re-rendered")
     fig.suptitle(f"{attribute}: the edit against the true counterfactual (PSNR, higher is closer)", fontsize=10)
     return fig
 
@@ -138,15 +205,16 @@ def failure_figure(run: Run, classifier_dir: str | os.PathLike, attribute: str, 
     the failures among the images tried."""
     f = swap_failures(run, classifier_dir, attribute, target, n, max_images)
     cols = max(len(f.x), 1)
-    fig = Figure(figsize=(1.7 * cols + 0.4, 4.0), layout="constrained")
+    face = face_inches()
+    fig = FaceFigure(figsize=(cols * (face + 0.2) + 0.4, 2 * (face + 0.35) + 0.5), layout="constrained")
     axes = fig.subplots(2, cols, squeeze=False)
     if len(f.x) == 0:
         for ax in axes.flat:
             ax.set_axis_off()
         axes[0, 0].text(0.5, 0.5, "no failure", ha="center", va="center", transform=axes[0, 0].transAxes)
     for c in range(len(f.x)):
-        _show(axes[0, c], f.x[c], "original")
-        _show(axes[1, c], f.edits[c], f"edit: p({target}) = {f.probability[c]:.2f}")
+        _show(fig, axes[0, c], f.x[c], "original")
+        _show(fig, axes[1, c], f.edits[c], f"edit: p({target}) = {f.probability[c]:.2f}")
     fig.suptitle(f"{attribute} -> {target}: {f.failed} of {f.tried} edits not read as {target} by the classifier",
                  fontsize=10)
     return fig

@@ -21,6 +21,7 @@ callback itself (what tests use: no thread, no event loop).
 from __future__ import annotations
 
 import contextlib
+import html
 import io
 import os
 import random
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 from PIL import Image as PILImage
 
-from .classifier import load_classifier, read_attributes
+from .classifier import classifier_places, find_classifier, load_classifier, read_attributes
 from .config import ModelConfig
 from .devices import torch_threads
 from .edit import domain_notes
@@ -41,6 +42,14 @@ from .fastdecoder import FastDecoder, Latent
 from .images import prepare_photo, read_image, to_uint8
 from .models import code_for
 from .runs import Run, load_run
+from .visual import FACE_PX, display_scale
+
+#: The CSS class of the app's pictures, and the rule that shows them enlarged without smoothing
+#: (the browser enlarges the model's pixels as squares: ``image-rendering: pixelated``) and never
+#: narrower than their width (``max-width: none``; the row of pictures wraps instead).
+FACE_CLASS = "fader-face"
+FACE_STYLE = (f"<style>img.{FACE_CLASS} {{ image-rendering: crisp-edges; image-rendering: pixelated; "
+              "max-width: none; }</style>")
 
 
 def encode_image(pixels: np.ndarray, fmt: str = "jpeg", quality: int = 90) -> bytes:
@@ -65,16 +74,23 @@ class SliderApp:
     run: a :class:`~faderlib.runs.Run` or a run folder. Images come from the run's data
     set (``split``, by index or at random) or from an uploaded JPEG/PNG. Each binary
     attribute gets a slider over ``alpha_range`` (default -1..2), a categorical one a
-    dropdown; they start at the image's true values y (uploads: 0 for every attribute, or
-    what the attribute ``classifier`` folder reads from the photo). ``index=None`` starts
-    without an image (for uploads only, or a run whose data set is not on this machine).
+    dropdown; they start at the image's true values y. An uploaded photo has no true values:
+    its sliders start at what the attribute ``classifier`` reads from it, so that its
+    reconstruction keeps its smile, glasses...; ``classifier="auto"`` (the default) takes the
+    one kept with the run (:func:`faderlib.classifier.find_classifier`: ``RUN_DIR/classifier``
+    beside ``RUN_DIR/fader``, as notebook 03 and ``make demo`` leave it), a folder or a loaded
+    classifier that one, None none; without one the sliders start at 0 and the app says so.
+    ``index=None`` starts without an image (for uploads only, or a run whose data set is not
+    on this machine).
 
     ``throttle``: coalesce fast drags through a worker thread (see the module docstring);
     False decodes synchronously in the callback. ``threads``: torch threads for a decode
     (1 by default: at batch 1 a second thread gains little and, when another process
     holds a core, OpenMP's waiting makes a decode up to 10-50 times slower).
-    ``image_format``: ``"jpeg"`` (q90, 4:4:4) or ``"png"``; ``display_px``: the on-screen
-    side of each picture, at least the model's size (the browser enlarges small images).
+    ``image_format``: ``"jpeg"`` (q90, 4:4:4) or ``"png"``, of the model's own pixels;
+    ``display_px``: the least on-screen side of each picture (256 by default): the browser
+    shows it the smallest whole number of times larger that reaches it (a 64 px model 4x,
+    32 px 8x), each pixel a square (CSS ``image-rendering: pixelated``), never smoothed.
 
     Errors never escape a callback or a method of the app: they are shown in ``output``
     (and kept in ``errors``), so a bad upload leaves the app working.
@@ -86,7 +102,7 @@ class SliderApp:
 
     def __init__(self, run, *, split: str = "test", index: int | None = 0,
                  alpha_range: tuple[float, float] = (-1.0, 2.0), step: float = 0.05, throttle: bool = True,
-                 classifier=None, image_format: str = "jpeg", display_px: int = 192, threads: int | None = 1,
+                 classifier="auto", image_format: str = "jpeg", display_px: int = FACE_PX, threads: int | None = 1,
                  checkpoint: str = "last.pt", dataset=None):
         import ipywidgets as w  # here, not at the top: `import faderlib.sliders` should not load Jupyter
 
@@ -95,7 +111,11 @@ class SliderApp:
         self.ae = self.run.autoencoder.eval()
         self.device = next(self.ae.parameters()).device
         self.fast = FastDecoder(self.ae.decoder)
+        if not (classifier is None or isinstance(classifier, (str, os.PathLike, torch.nn.Module))):
+            raise TypeError(f"classifier={classifier!r}: give 'auto' (the run's, if it has one), a folder from "
+                            "`fader train-classifier`, a loaded classifier, or None")
         self.split, self.throttle, self.classifier = split, bool(throttle), classifier
+        self._classifier_name = ""  # the folder the classifier was loaded from, for the notes
         self.image_format, self.threads = image_format, threads
         encode_image(np.zeros((2, 2, 3), np.uint8), image_format)  # a wrong format fails now, not later
         self._dataset = dataset
@@ -116,11 +136,15 @@ class SliderApp:
         self._worker: threading.Thread | None = None
         self._closed = False
 
-        px = str(max(int(display_px), self.config.image_size))  # small images are enlarged by the browser
+        size = self.config.image_size
+        self.display_scale = display_scale(size, display_px)  # a display_px below 1 fails here
+        px = str(size * self.display_scale)
         fmt = "jpeg" if image_format == "jpeg" else "png"
         self.original = w.Image(format=fmt, width=px, height=px)
         self.reconstruction = w.Image(format=fmt, width=px, height=px)
         self.edited = w.Image(format=fmt, width=px, height=px)
+        for image in (self.original, self.reconstruction, self.edited):
+            image.add_class(FACE_CLASS)
         lo, hi = alpha_range
         self.sliders: dict[str, w.ValueWidget] = {}
         for attr in self.config.attributes:
@@ -153,11 +177,11 @@ class SliderApp:
             return w.VBox([w.HTML(f"<b>{title}</b>"), image], layout=w.Layout(align_items="center"))
 
         self.widget = w.VBox([
-            w.HTML(f"<b>Fader network</b>: {', '.join(a.spec for a in self.config.attributes)}, "
-                   f"{self.config.image_size} px, step {self.run.step}"),
+            w.HTML(FACE_STYLE + f"<b>Fader network</b>: {', '.join(a.spec for a in self.config.attributes)}, "
+                   f"{self.config.image_size} px (shown {self.display_scale}x), step {self.run.step}"),
             w.HBox([self.index, self.random_button, self.upload, self.source]),
             w.HBox([column("original x", self.original), column("reconstruction D(z, y)", self.reconstruction),
-                    column("edited D(z, y')", self.edited)]),
+                    column("edited D(z, y')", self.edited)], layout=w.Layout(flex_flow="row wrap")),
             w.VBox(list(self.sliders.values())),
             w.HBox([self.reset_button, self.readout]),
             self.notes,
@@ -213,14 +237,33 @@ class SliderApp:
     def _load_image(self, image, name: str | None = None, crop: str = "auto") -> None:
         pil = read_image(image, name)
         x, used = prepare_photo(pil, self.config.image_size, crop)
-        if self.classifier is not None:
-            if isinstance(self.classifier, (str, os.PathLike)):
-                self.classifier = load_classifier(self.classifier)  # once
-            y = read_attributes(self.classifier, x, self.config)
-        else:
-            y = torch.zeros(1, len(self.config.attributes), dtype=torch.long)
+        y, start = self._photo_attributes(x)
         label = name or (str(image) if isinstance(image, (str, os.PathLike)) else "uploaded photo")
-        self._set_image(x, y, label, domain_notes(self.run, pil.size, used))
+        self._set_image(x, y, label, [start, *domain_notes(self.run, pil, used)])
+
+    def _photo_attributes(self, x: torch.Tensor) -> tuple[torch.Tensor, str]:
+        """The attributes a photo's sliders start at, and a note that says where they come from."""
+        names = self.config.attribute_names
+        zeros = torch.zeros(1, len(names), dtype=torch.long)
+        advice = ("every slider starts at 0, so the reconstruction shows the photo with every attribute removed "
+                  "rather than with its own; give one with SliderApp(..., classifier=FOLDER) (`fader "
+                  "train-classifier`, or course.ensure_classifier(runs) as in notebook 03)")
+        if isinstance(self.classifier, str) and self.classifier == "auto":
+            found = find_classifier(self.run.run_dir, names)  # looked for at each photo until there is one
+            if found is None:
+                places = " or ".join(str(p) for p in classifier_places(self.run.run_dir))
+                return zeros, (f"no attribute classifier of {', '.join(names)} was found with the run (in {places}): "
+                               + advice)
+            self.classifier = found
+        if self.classifier is None:
+            return zeros, f"no attribute classifier (classifier=None): {advice}"
+        if isinstance(self.classifier, (str, os.PathLike)):
+            self._classifier_name = str(self.classifier)
+            self.classifier = load_classifier(self.classifier)  # once
+        y = read_attributes(self.classifier, x, self.config)
+        read = ", ".join(f"{n} {int(v)}" for n, v in zip(names, y[0].tolist()))
+        where = f" in {self._classifier_name}" if self._classifier_name else ""
+        return y, f"the sliders start at what the attribute classifier{where} reads from the photo: {read}"
 
     def reset(self) -> None:
         """Sliders back to the image's true values y."""
@@ -265,7 +308,7 @@ class SliderApp:
         self.original.value = encode_image(original, self.image_format)
         self.reconstruction.value = encode_image(recon, self.image_format)
         self.source.value = f"<i>{label}</i>"
-        self.notes.value = "".join(f"<div>note: {n}</div>" for n in notes)
+        self.notes.value = "".join(f"<div>note: {html.escape(n)}</div>" for n in notes)
         self._reset()
 
     @contextlib.contextmanager

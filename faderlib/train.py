@@ -44,8 +44,9 @@ from .devices import PRECISIONS, autocast, choose_precision, fits_on_device, ini
 from .errors import CheckpointError, ConfigError, FolderInUseError, TrainingError, did_you_mean
 from .feed import BatchFeed, place, resident_split, split_bytes
 from .files import FolderLock, check_free_space, remove_temporary_files
-from .losses import accuracy, adversarial_loss, correct_counts, discriminator_loss, lambda_e, reconstruction_loss
-from .models import AutoEncoder, LatentDiscriminator
+from .losses import accuracy, adversarial_loss, correct_counts, discriminator_loss, lambda_e, learning_rate, \
+    patch_loss, reconstruction_loss
+from .models import AutoEncoder, LatentDiscriminator, PatchDiscriminator
 from .progress import Progress
 from .runs import (FORMAT_VERSION, LogWindow, append_metrics, check_checkpoint_belongs, claim_run_dir, resume_advice,
                    truncate_metrics)
@@ -55,15 +56,15 @@ from .visual import edit_grid
 #:
 #: * ``paper``: the paper's settings as they are (sized for 500,000 iterations on a GPU);
 #: * ``course``: what the demo and the notebooks train, reaching the paper's qualitative result in
-#:   4,000 iterations at 64 px on a CPU: the paper's preset (a 2x2 latent, so that z has little room
-#:   and y must carry the attributes), lr 5e-4, lambda_E 0.02 after a 1,000-step ramp, and the rare
-#:   attribute drawn class-balanced (``balance="auto"``). Measured alternatives are in
-#:   :mod:`faderlib.demo`;
+#:   7,000 iterations of 16 images at 64 px on a CPU: the paper's preset (a 2x2 latent, so that z has
+#:   little room and y must carry the attributes), lr 5e-4 falling linearly to 0 over the second half
+#:   (``lr_decay=0.5``), lambda_E 0.02 after a 1,000-step ramp, and the rare attribute drawn
+#:   class-balanced (``balance="auto"``). Measured alternatives are in :mod:`faderlib.demo`;
 #: * ``tiny``: the course's recipe at 32 px for 30 steps: the same code path in seconds (tests).
 RECIPES: dict[str, dict] = {
     "paper": {},
-    "course": {"attributes": ("Smiling", "Eyeglasses", "Male"), "preset": "paper", "steps": 4000, "lr": 5e-4,
-               "lambda_e": 0.02, "lambda_ramp": 1000, "balance": "auto"},
+    "course": {"attributes": ("Smiling", "Eyeglasses", "Male"), "preset": "paper", "steps": 7000, "batch_size": 16,
+               "lr": 5e-4, "lr_decay": 0.5, "lambda_e": 0.02, "lambda_ramp": 1000, "balance": "auto"},
 }
 RECIPES["tiny"] = {**RECIPES["course"], "image_size": 32, "steps": 30, "lambda_ramp": 10}
 
@@ -93,6 +94,8 @@ class TrainConfig:
     clip_grad_norm: float = 5.0
     lambda_e: float = 1e-4               # lambda_E after the ramp
     lambda_ramp: int = 500_000           # steps over which lambda_E grows from 0
+    lr_decay: float = 0.0                # share of the last steps over which lr falls to 0 (0: constant)
+    patch_weight: float = 0.0            # weight of the image-space patch discriminator (0: none, as the paper)
     flip: bool = True                    # random horizontal flips
     balance: str | None = None           # attribute whose classes are drawn equally often; "auto": see for_data
     seed: int = 0
@@ -127,6 +130,10 @@ class TrainConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name == "steps" else 1):
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        if not (isinstance(self.lr_decay, (int, float)) and 0 <= self.lr_decay <= 1):
+            raise ConfigError(f"lr_decay is a share of the steps, from 0 (constant) to 1, got {self.lr_decay!r}")
+        if not (isinstance(self.patch_weight, (int, float)) and self.patch_weight >= 0):
+            raise ConfigError(f"patch_weight must be >= 0 (0: no patch discriminator), got {self.patch_weight!r}")
         if self.lambda_e < 0 or self.lambda_ramp < 0:
             raise ConfigError(f"lambda_e and lambda_ramp must be >= 0, got {self.lambda_e}, {self.lambda_ramp}")
         if self.precision not in PRECISIONS:
@@ -141,7 +148,8 @@ class TrainConfig:
         """The configuration of a named recipe (:data:`RECIPES`), with ``settings`` on top.
 
         ``steps=None`` means the recipe's steps (on a CUDA GPU, :data:`GPU_STEPS` where the
-        recipe has them), so that a notebook's ``TRAIN_STEPS = None`` passes straight through.
+        recipe has them), so that a notebook's ``TRAIN_STEPS = None`` passes straight through;
+        ``batch_size=None`` the recipe's batch size (the notebooks' ``BATCH_SIZE = None``).
 
         >>> TrainConfig.from_recipe("course", image_size=32, steps=12).lr
         0.0005
@@ -150,6 +158,8 @@ class TrainConfig:
             raise ConfigError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}."
                               f"{did_you_mean(str(recipe), RECIPES)}")
         values = {**RECIPES[recipe], **settings}
+        if values.get("batch_size", cls.batch_size) is None:
+            values["batch_size"] = RECIPES[recipe].get("batch_size", cls.batch_size)
         if values.get("steps") is None:
             device = pick_device(values.get("device", "auto"))
             steps = GPU_STEPS.get(recipe) if device.type == "cuda" else None
@@ -167,8 +177,17 @@ class TrainConfig:
     def model_config(self) -> ModelConfig:
         return ModelConfig.from_preset(self.preset, self.image_size, list(self.attributes), **self.model)
 
+    #: Settings added after the first runs were recorded, with the value that reproduces those
+    #: runs: left out of a record while they hold it, so that an older run folder (and its
+    #: checkpoints' fingerprints) stays the same run.
+    LATER_DEFAULTS = {"lr_decay": 0.0, "patch_weight": 0.0}
+
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        for key, default in self.LATER_DEFAULTS.items():
+            if d.get(key) == default:
+                del d[key]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -245,6 +264,13 @@ class Trainer:
         fused = True if self.device.type in ("cpu", "cuda") else None
         self.opt_ae = torch.optim.Adam(self.ae.parameters(), lr=config.lr, betas=betas, fused=fused)
         self.opt_dis = torch.optim.Adam(self.dis.parameters(), lr=config.lr, betas=betas, fused=fused)
+        # the optional patch discriminator on images (patch_weight > 0): real faces against reconstructions
+        self.ptc = self.opt_ptc = None
+        if config.patch_weight > 0:
+            self.ptc = PatchDiscriminator(self.model_config).to(self.device)
+            if self.channels_last:
+                self.ptc.to(memory_format=torch.channels_last)
+            self.opt_ptc = torch.optim.Adam(self.ptc.parameters(), lr=config.lr, betas=betas, fused=fused)
         self.ae_ddp, self.dis_ddp = self.dist.wrap(self.ae, self.device), self.dist.wrap(self.dis, self.device)
         # what the two steps call: the same networks, compiled if asked (the weights stay in self.ae, self.dis)
         self._ae_fwd, self._dis_fwd = self.ae_ddp, self.dis_ddp
@@ -329,6 +355,9 @@ class Trainer:
         self.dis.load_state_dict(state["latent_discriminator"])
         self.opt_ae.load_state_dict(state["opt_autoencoder"])
         self.opt_dis.load_state_dict(state["opt_latent_discriminator"])
+        if self.ptc is not None:
+            self.ptc.load_state_dict(state["patch_discriminator"])
+            self.opt_ptc.load_state_dict(state["opt_patch_discriminator"])
         self.step = int(state["step"])
         self.best_valid = float(state["best_valid"])
         ckpt.set_rng_state(state["rng"][self.dist.rank], generator=self.generator, flip_generator=self.flip_generator)
@@ -360,6 +389,8 @@ class Trainer:
             "latent_discriminator": self.dis.state_dict(),
             "opt_autoencoder": self.opt_ae.state_dict(),
             "opt_latent_discriminator": self.opt_dis.state_dict(),
+            **({"patch_discriminator": self.ptc.state_dict(), "opt_patch_discriminator": self.opt_ptc.state_dict()}
+               if self.ptc is not None else {}),
             "rng": [{k: (v.cpu() if torch.is_tensor(v) else [t.cpu() for t in v]) for k, v in s.items()}
                     for s in states],
         }
@@ -392,6 +423,19 @@ class Trainer:
         self.opt_dis.step()
         return {"dis_loss": loss.detach(), "dis_accuracy": accuracy(logits.detach(), y, self.model_config)}
 
+    def patch_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """The optional patch discriminator learns real faces x -> 1, their reconstructions -> 0."""
+        self.ae.eval()
+        self.ptc.train()
+        with torch.no_grad(), self._autocast():
+            x_hat = self.ae(x, y)[1]
+        with self._autocast():
+            loss = patch_loss(self.ptc(x).float(), True) + patch_loss(self.ptc(x_hat).float(), False)
+        self.opt_ptc.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.ptc.parameters(), self.config.clip_grad_norm)
+        self.opt_ptc.step()
+
     def autoencoder_step(self, x: torch.Tensor, y: torch.Tensor) -> dict:
         """Loss (3): reconstruct x from (E(x), y) and fool P; only E and D are stepped."""
         lam = lambda_e(self.step, self.config.lambda_e, self.config.lambda_ramp)
@@ -405,10 +449,16 @@ class Trainer:
                 adv = adversarial_loss(self.dis(z).float(), y, self.model_config, self.flip_generator) if lam > 0 \
                     else rec.new_zeros(())
                 loss = rec + lam * adv
+                if self.ptc is not None:
+                    self.ptc.eval()
+                    self.ptc.requires_grad_(False)
+                    loss = loss + self.config.patch_weight * patch_loss(self.ptc(x_hat).float(), True)
             self.opt_ae.zero_grad(set_to_none=True)
             loss.backward()
         finally:
             self.dis.requires_grad_(True)
+            if self.ptc is not None:
+                self.ptc.requires_grad_(True)
         nn.utils.clip_grad_norm_(self.ae.parameters(), self.config.clip_grad_norm)
         self.opt_ae.step()
         return {"rec_loss": rec.detach(), "adv_loss": adv.detach(), "lambda_e": lam}
@@ -431,8 +481,11 @@ class Trainer:
         t0, images = time.perf_counter(), 0
         try:
             while self.step < total:
+                self._set_lr()
                 batch = feed.next()
                 d = self.discriminator_step(batch.x, batch.y)
+                if self.ptc is not None:
+                    self.patch_step(batch.x, batch.y)
                 batch = feed.next()
                 a = self.autoencoder_step(batch.x, batch.y)
                 self._rng_next = batch.rng_state
@@ -461,6 +514,15 @@ class Trainer:
             self.generator.set_state(self._rng_next)  # where the last full iteration left the stream
             bar.close()
         return logged
+
+    def _set_lr(self) -> None:
+        """Both optimisers at the schedule's rate for this step (:func:`faderlib.losses.learning_rate`)."""
+        lr = learning_rate(self.step, self.config.lr, self.config.steps, self.config.lr_decay)
+        for opt in (self.opt_ae, self.opt_dis, self.opt_ptc):
+            if opt is None:
+                continue
+            for group in opt.param_groups:
+                group["lr"] = lr
 
     def _check_finite(self) -> None:
         """Stop if a loss of the steps since the last check was not finite (on any rank)."""

@@ -156,6 +156,13 @@ def _check_sliders(page, scope: str, kernel_line: bool = True) -> None:
         assert f"kernel: {sys.executable}" in text, text  # the venv's interpreter runs the notebook
     assert "Error" not in text, text
     assert panel.locator(".widget-slider").count() == 2
+    # each picture on screen at 256 px or more, its pixels enlarged as squares (never smoothed)
+    shown = page.evaluate(
+        """(scope) => [...document.querySelectorAll(scope + ' .widget-image')].map(i => {
+               const r = i.getBoundingClientRect();
+               return [r.width, r.height, getComputedStyle(i).imageRendering, i.naturalWidth]; })""", scope)
+    assert len(shown) == 3 and all(w >= 256 and h >= 256 and how == "pixelated" and natural == 32
+                                   for w, h, how, natural in shown), shown
 
     before = images.nth(2).get_attribute("src")  # original, reconstruction, edited
     handle = panel.locator(".noUi-handle").first
@@ -199,6 +206,13 @@ def test_sliders_render_and_update_in_jupyterlab(lab):
         page.locator(".lm-MenuBar-item", has_text="Run").first.click()
         page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
         _check_sliders(page, ".jp-NotebookPanel")
+        # the interpolation grid of the last cell (7 columns of 32 px faces): on screen as wide as its
+        # PNG (each face 256 px, the grid 1856 px), wider than the 1400 px window: JupyterLab scrolls it
+        grid = page.locator(".jp-NotebookPanel .jp-RenderedImage img").last
+        grid.wait_for(timeout=60_000)
+        page.wait_for_function("(i) => i.complete && i.naturalWidth > 0", arg=grid.element_handle(), timeout=30_000)
+        width, natural = grid.evaluate("i => [i.getBoundingClientRect().width, i.naturalWidth]")
+        assert width == natural == (7 * 66 + 2) * 4, (width, natural)
 
     _in_browser(lab, f"{lab['url']}/lab/tree/{lab['notebook']}?reset&token={lab['token']}", drive)
 

@@ -177,3 +177,14 @@ def test_loader_with_two_workers(prep):
             seen += len(x)
         torch.testing.assert_close(torch.cat(ys), ds.y)
     assert seen == 2 * N
+
+
+def test_class_balanced_weights_of_an_array_of_labels():
+    from faderlib.data import class_balanced_weights
+    from faderlib.errors import DataError
+
+    w = class_balanced_weights(np.array([0, 0, 0, 1, 2, 2]))
+    assert np.allclose(w, [1 / 9, 1 / 9, 1 / 9, 1 / 3, 1 / 6, 1 / 6]) and np.isclose(w.sum(), 1.0)
+    for bad in (np.array([0.5, 1.0]), np.array([], dtype=np.int64), np.array([[0, 1]]), np.array([-1, 0])):
+        with pytest.raises(DataError, match="class indices 0, 1"):
+            class_balanced_weights(bad)

@@ -1,6 +1,7 @@
 """Editing any photo: modes, sizes and crops, the notes, every error, and ``fader edit``."""
 
 import io
+import shutil
 import warnings
 
 import numpy as np
@@ -13,7 +14,7 @@ from faderlib.config import ModelConfig
 from faderlib.edit import EditNote, edit_image, parse_changes
 from faderlib.images import crop_and_resize, decode_image, prepare_photo, read_image, to_rgb
 from faderlib.models import AutoEncoder, check_changes, code_for
-from faderlib.runs import Run, load_run
+from faderlib.runs import Run, load_run, sample_photo
 
 
 @pytest.fixture(scope="module")
@@ -217,3 +218,150 @@ def test_cli_edit_bad_file(run_dir, photos, tmp_path, capsys):
     out = str(tmp_path / "o.png")
     assert main(["edit", str(run_dir), str(photos["text"]), "--set", "Smiling=1", "--out", out]) == 2
     assert "notes.txt" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------- the domain note
+def _real_photo() -> Image.Image:
+    """A real photograph of a face (Grace Hopper, shipped with matplotlib), 512x600."""
+    from matplotlib import cbook
+
+    return Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB")
+
+
+def test_synthetic_faces_are_told_from_photos(synthetic_dir):
+    from faderlib.synth import SYNTHETIC_FACE_THRESHOLD, counterfactual, synthetic_face_score
+
+    faces = [Image.open(p) for p in sorted((synthetic_dir / "img_align_celeba").glob("*.jpg"))[:12]]
+    scores = [synthetic_face_score(f) for f in faces] + [synthetic_face_score(counterfactual(synthetic_dir, 3))]
+    assert min(scores) > 2 * SYNTHETIC_FACE_THRESHOLD
+    photo = _real_photo()
+    windows = [photo.crop((x, y, x + 178, y + 218)) for x in range(0, 334, 111) for y in range(0, 382, 127)]
+    others = [synthetic_face_score(w) for w in windows + [photo.resize((178, 218))]]
+    others.append(synthetic_face_score(Image.fromarray(_gradient(178, 218))))
+    others.append(synthetic_face_score(faces[0].transpose(Image.Transpose.FLIP_LEFT_RIGHT)))  # same picture, mirrored
+    assert max(others) < SYNTHETIC_FACE_THRESHOLD
+    assert synthetic_face_score(photo) == 0.0  # not the renderer's size: cannot be one
+
+
+def test_no_domain_note_for_a_face_of_the_training_domain(run_dir, tmp_path, synthetic_dir):
+    from faderlib.synth import counterfactual
+
+    run = load_run(run_dir)
+    sample = sample_photo(run, tmp_path / "sample_photo.jpg")  # notebook 04's built-in sample
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EditNote)  # any note fails the test
+        edit_image(run, sample, {"Smiling": 1.5}, compare=True)
+        edit_image(run, counterfactual(synthetic_dir, 5, {"Eyeglasses": 1}), {"Smiling": 0})  # a fresh synthetic face
+
+
+def test_the_domain_note_fires_for_a_real_photo(run_dir, tmp_path):
+    run = load_run(run_dir)
+    photo = tmp_path / "hopper.jpg"
+    _real_photo().resize((178, 218)).save(photo, quality=90)  # CelebA's size: no crop note, only the domain
+    with pytest.warns(EditNote) as record:
+        edit_image(run, photo, {"Smiling": 1})
+    (note,) = [str(w.message) for w in record]
+    assert "synthetic cartoon faces" in note and "out of the model's domain" in note
+
+
+def test_no_domain_note_on_a_model_trained_on_photos(celeba_dir, tmp_path):
+    from faderlib import course
+
+    runs = course.ensure_run(tmp_path / "celeba_runs", celeba_dir, ["Smiling"], 32, 1, 4, "cpu", progress=False)
+    photo = tmp_path / "hopper.jpg"
+    _real_photo().resize((178, 218)).save(photo, quality=90)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EditNote)
+        edit_image(runs.fader, photo, {"Smiling": 1})
+
+
+# ------------------------------------------------------------------------------------- the attributes not set
+def _decode(run, photo, y, changes):
+    """D(E(x), y') computed here, for the photo as edit_image prepares it."""
+    from faderlib.images import to_pil
+
+    x, _ = prepare_photo(photo, run.model_config.image_size)
+    ae = run.autoencoder.eval()
+    index = {run.model_config.attribute_names.index(k): v for k, v in changes.items()}
+    with torch.no_grad():
+        return np.asarray(to_pil(ae.decoder(ae.encode(x), code_for(run.model_config, y, index))[0]))
+
+
+@pytest.fixture
+def notes(monkeypatch):
+    """A fresh record of the notes edit_image printed (each is printed once per process)."""
+    import faderlib.edit
+
+    monkeypatch.setattr(faderlib.edit, "PRINTED_NOTES", set())
+
+
+@pytest.fixture(scope="module")
+def course_reading_ones(course_dir, tmp_path_factory):
+    """A copy of the course folder whose classifier reads every attribute as present, whatever the
+    image (its last layer rewritten), so that its reading cannot be mistaken for zeros."""
+    import faderlib.checkpoint as ckpt
+
+    root = tmp_path_factory.mktemp("ones") / "runs"
+    shutil.copytree(course_dir.fader.parent, root)
+    state = ckpt.load(root / "classifier" / "classifier.pt")
+    weights = state["classifier"]
+    last = max(k for k in weights if k.startswith("proj.") and k.endswith(".weight"))
+    weights[last].zero_()
+    bias = weights[last.replace("weight", "bias")]
+    bias.copy_(torch.tensor([-50.0, 50.0]).repeat(len(bias) // 2))  # every pair: class 1
+    ckpt.atomic_save(state, root / "classifier" / "classifier.pt")
+    return root
+
+
+def test_an_edit_keeps_what_the_runs_classifier_reads(course_reading_ones, tmp_path, capsys, notes):
+    """notebook 04's edit of the sample photo: the attributes not set come from the classifier kept
+    with the run (classifier="auto", as the slider app), and a note says which one."""
+    run = load_run(course_reading_ones / "fader")
+    photo = sample_photo(run, tmp_path / "sample_photo.jpg")
+    ones, zeros = torch.ones(1, 3, dtype=torch.long), torch.zeros(1, 3, dtype=torch.long)
+    assert not np.array_equal(_decode(run, photo, ones, {"Smiling": 1.5}), _decode(run, photo, zeros, {"Smiling": 1.5}))
+
+    edited = edit_image(run, photo, {"Smiling": 1.5})
+    assert np.array_equal(np.asarray(edited), _decode(run, photo, ones, {"Smiling": 1.5}))
+    out = capsys.readouterr().out
+    assert (f"note: the attributes not set keep what the attribute classifier in {course_reading_ones / 'classifier'} "
+            "reads from the photo: Smiling 1, Eyeglasses 1, Male 1") in out
+    edit_image(run, photo, {"Male": 0})  # the same note is not printed again
+    assert capsys.readouterr().out == ""
+
+    # classifier=None: the old behaviour, every attribute not set at 0, and nothing to say
+    edited = edit_image(run, photo, {"Smiling": 1.5}, classifier=None)
+    assert np.array_equal(np.asarray(edited), _decode(run, photo, zeros, {"Smiling": 1.5}))
+    assert capsys.readouterr().out == ""
+    # a folder given by name is used, and named (the same note as above: printed again once forgotten)
+    import faderlib.edit
+
+    faderlib.edit.PRINTED_NOTES.clear()
+    edit_image(course_reading_ones / "fader", photo, {"Smiling": 0}, classifier=course_reading_ones / "classifier")
+    assert f"classifier in {course_reading_ones / 'classifier'} reads" in capsys.readouterr().out
+
+
+def test_an_edit_without_a_classifier_says_the_others_are_0(run_dir, tmp_path, capsys, notes):
+    run = load_run(run_dir)
+    photo = sample_photo(run, tmp_path / "sample_photo.jpg")
+    edited = edit_image(run, photo, {"Eyeglasses": 1})
+    zeros = torch.zeros(1, 3, dtype=torch.long)
+    assert np.array_equal(np.asarray(edited), _decode(run, photo, zeros, {"Eyeglasses": 1}))
+    out = capsys.readouterr().out
+    assert "note: no attribute classifier of Smiling, Eyeglasses, Male was found with the run" in out
+    assert "the attributes not set (Smiling, Male) are 0" in out and str(run_dir) in out
+    assert "classifier=FOLDER" in out
+
+
+def test_an_edit_that_sets_every_attribute_reads_nothing(course_reading_ones, tmp_path, capsys, notes):
+    run = load_run(course_reading_ones / "fader")
+    photo = sample_photo(run, tmp_path / "sample_photo.jpg")
+    changes = {"Smiling": 1.5, "Eyeglasses": 0, "Male": 1}
+    edited = edit_image(run, photo, changes)
+    assert capsys.readouterr().out == ""
+    assert np.array_equal(np.asarray(edited), _decode(run, photo, torch.zeros(1, 3, dtype=torch.long), changes))
+
+
+def test_a_classifier_of_another_kind_is_refused(run_dir, photos):
+    with pytest.raises(TypeError, match=r"classifier=3: give 'auto'.*a folder.*or None"):
+        edit_image(run_dir, photos["celeba"], {"Smiling": 1}, classifier=3)

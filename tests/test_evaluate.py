@@ -118,6 +118,7 @@ RESULT = {
     "swap_accuracy": {"Smiling": {"0": 0.97, "1": 0.95}, "Eyeglasses": {"0": 0.99, "1": 0.7}},
     "classifier_accuracy": {"Smiling": 0.98, "Eyeglasses": 0.99},
     "counterfactual_psnr": {"Smiling": 24.0, "Eyeglasses": 22.0},
+    "counterfactual_gain": {"Smiling": 1.5, "Eyeglasses": 2.5},
 }
 
 
@@ -128,12 +129,14 @@ def test_swap_table_and_compare_results():
     worse = json.loads(json.dumps(RESULT))
     worse["swap_accuracy"]["Eyeglasses"]["1"] = 0.1
     both = compare_results({"fader": RESULT, "lambda 0": worse})
-    assert list(both.columns) == ["fader", "lambda 0"]
-    assert both.loc["Eyeglasses: swap 0 -> 1 (add)"].tolist() == [0.7, 0.1]
-    assert both.loc["reconstruction PSNR (dB)", "fader"] == 26.0
-    assert "Smiling: counterfactual PSNR (dB)" in both.index
+    assert list(both["swap: add"].columns) == ["fader", "lambda 0"]
+    assert both.loc["Eyeglasses", "swap: add"].tolist() == [0.7, 0.1]
+    assert both.loc["whole image", ("PSNR dB", "fader")] == 26.0
+    assert both.loc["Smiling", ("cf gain dB", "fader")] == 1.5
+    assert list(both.index) == ["whole image", "Smiling", "Eyeglasses"]  # a row per attribute, not per measure
     no_clf = {k: v for k, v in RESULT.items() if k in ("reconstruction", "latent_discriminator")}
-    assert "Smiling: swap 0 -> 1 (add)" not in compare_results({"x": no_clf}).index
+    measures = compare_results({"x": no_clf}).columns.get_level_values("measure")
+    assert "swap: add" not in measures and "disc. balanced" in measures
 
 
 def test_counterfactual_edits_agree_with_the_scores(course_dir):
@@ -159,3 +162,97 @@ def test_swap_failures_are_the_edits_the_classifier_does_not_read(course_dir):
     assert f.tried == int((y[:, 0] != 1).sum())  # every test image without a smile was edited
     assert 0 <= f.failed <= f.tried and len(f.x) == len(f.edits) == min(2, f.failed)
     assert all(p < 0.5 for p in f.probability) and f.probability == sorted(f.probability)  # worst first
+
+
+def test_counterfactual_gain_is_the_edits_psnr_over_the_unedited_and_the_mask_is_what_changes(course_dir):
+    from faderlib.evaluate import changed_pixels, counterfactual_scores, counterfactual_truth, masked_psnr
+
+    run = load_run(course_dir.fader)
+    test = run.dataset("test")
+    s = counterfactual_scores(run.autoencoder, test, run.data_dir, 6, "cpu")
+    for name in ("Smiling", "Male"):
+        assert s["counterfactual_gain"][name] == pytest.approx(
+            s["counterfactual_psnr"][name] - s["counterfactual_psnr_unedited"][name])
+        assert 0 < s["changed_share"][name] < 0.6  # an attribute changes a part of the face, not all of it
+        # the bound: the reconstruction is closer to the face as drawn than to the other face
+        assert s["counterfactual_gain_bound"][name] > 0
+    # the mask, by hand: the true counterfactual against the face as drawn
+    x, y = test.batch(torch.arange(6))
+    truth = counterfactual_truth(run.data_dir, test, torch.arange(6), "Smiling", 1 - y[:, 0])
+    mask = changed_pixels(x, truth)
+    assert mask.shape == (6, 1, 32, 32)
+    assert float(((truth - x) ** 2 * (1 - mask)).sum(1).max()) <= 1e-3  # nothing outside it changed
+    assert torch.equal(changed_pixels(x, x), torch.zeros_like(mask))
+    # a masked PSNR reads only the masked pixels: a difference outside the mask is not seen
+    noisy = x.clone()
+    noisy[(1 - mask).expand_as(x).bool()] += 0.5
+    assert masked_psnr(noisy, x, mask) == math.inf
+    assert math.isnan(masked_psnr(x, truth, torch.zeros_like(mask)))
+
+
+def test_an_edit_that_changes_nothing_gains_nothing(course_dir, monkeypatch):
+    """The gain by construction: a decoder that ignores y gains exactly 0 (whatever a classifier would read)."""
+    from faderlib import evaluate as ev
+
+    run = load_run(course_dir.fader)
+    test = run.dataset("test")
+    ae = run.autoencoder
+    ignore_y = ae.decode
+    monkeypatch.setattr(ae, "decode", lambda z, y: ignore_y(z, torch.zeros_like(y)))
+    null = ev.counterfactual_scores(ae, test, run.data_dir, 4, "cpu")
+    assert all(g == pytest.approx(0.0, abs=1e-9) for g in null["counterfactual_gain"].values())
+
+
+def test_latent_probe_reads_a_linear_attribute_and_not_noise():
+    from faderlib.evaluate import balanced_accuracy, fit_probe
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(600, 20, generator=g)
+    readable = (z[:, 3] + 0.2 * z[:, 7] > 1.2).long()      # rare (about 12 %) and linear in z
+    noise = (torch.rand(600, generator=g) < 0.5).long()     # nothing in z says it
+    for labels, low, high in ((readable, 0.9, 1.0), (noise, 0.35, 0.65)):
+        probe = fit_probe(z[:400], labels[:400])
+        predicted = probe(z[400:]).argmax(1)
+        assert low <= balanced_accuracy(predicted, labels[400:], 2) <= high
+    # balanced accuracy: a blind answer scores 1/K whatever the class frequencies
+    assert balanced_accuracy(torch.zeros(10, dtype=torch.long), torch.tensor([0] * 9 + [1]), 2) == 0.5
+
+
+def test_evaluate_reports_the_latent_probe(trained):
+    r = evaluate(trained / "run", trained / "clf", max_images=24, counterfactual_images=4, probe_images=64)
+    assert set(r["latent_probe"]) == {"Smiling", "Eyeglasses"}
+    assert all(0 <= v["balanced_accuracy"] <= 1 for v in r["latent_probe"].values())
+    assert "latent_probe" not in evaluate(trained / "run", max_images=8, counterfactual_images=2, probe_images=0)
+
+
+def test_the_ablation_report_says_what_the_numbers_say():
+    from faderlib.evaluate import ablation_report
+
+    fader = json.loads(json.dumps(RESULT))
+    ablation = json.loads(json.dumps(RESULT))
+    ablation["reconstruction"]["psnr"] = 27.5
+    ablation["latent_discriminator"]["Smiling"]["balanced_accuracy"] = 0.9
+    ablation["swap_accuracy"] = {"Smiling": {"0": 0.3, "1": 0.2}, "Eyeglasses": {"0": 0.1, "1": 0.05}}
+    text = ablation_report(fader, ablation)
+    assert "better (27.5 dB against 26.0 dB)" in text
+    assert "reads Smiling from z" in text and "Eyeglasses from z" not in text
+    assert "the decoder ignores y" in text
+    # a contrast the runs do not have is not claimed
+    same = ablation_report(fader, json.loads(json.dumps(RESULT)))
+    assert "not better" in same and "no clear contrast" in same and "reads no attribute" in same
+
+
+def test_direction_balance_and_invariance_reports_follow_the_numbers():
+    from faderlib.evaluate import balance_report, direction_report, invariance_table
+
+    text = direction_report(RESULT)
+    assert "Smiling: both directions alike" in text and "Eyeglasses: adding is harder here" in text
+    collapsed = json.loads(json.dumps(RESULT))
+    collapsed["reconstruction"]["psnr"] = 15.6
+    text = balance_report(RESULT, collapsed, "Eyeglasses", None)
+    assert "10.4 dB apart, a collapse of the balance=None run" in text and "nearly the same" in text
+    assert "no collapse" in balance_report(RESULT, RESULT, "Eyeglasses", None)
+    probed = {**RESULT, "latent_probe": {"Smiling": {"balanced_accuracy": 0.9}, "Eyeglasses": {"balanced_accuracy": 0.6}}}
+    table = invariance_table(probed, RESULT)
+    assert table.loc["Smiling", "latent probe"] == 0.9 and table.loc["Smiling", "discriminator"] == 0.5
+    assert "latent probe, lambda_E = 0" not in table.columns and "discriminator, lambda_E = 0" in table.columns

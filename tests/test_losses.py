@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from faderlib.config import ModelConfig
-from faderlib.losses import (adversarial_loss, discriminator_loss, flip_attributes, lambda_e,
-                             reconstruction_loss)
+from faderlib.losses import (adversarial_loss, discriminator_loss, flip_attributes, lambda_e, learning_rate,
+                             patch_loss, reconstruction_loss)
 from faderlib.models import AutoEncoder, LatentDiscriminator
 
 
@@ -57,6 +57,25 @@ def test_lambda_schedule():
     assert lambda_e(0, 1e-4, 0) == pytest.approx(1e-4)  # no ramp: constant
     with pytest.raises(ValueError):
         lambda_e(-1)
+
+
+def test_learning_rate_schedule():
+    assert learning_rate(0, 1e-3, 100) == learning_rate(99, 1e-3, 100) == 1e-3  # no decay: the paper's constant
+    assert learning_rate(49, 1e-3, 100, decay=0.5) == 1e-3                       # constant for the first half
+    assert learning_rate(50, 1e-3, 100, decay=0.5) == pytest.approx(1e-3)
+    assert learning_rate(75, 1e-3, 100, decay=0.5) == pytest.approx(5e-4)        # then linearly down
+    assert learning_rate(99, 1e-3, 100, decay=0.5) == pytest.approx(2e-5)
+    assert learning_rate(0, 1e-3, 100, decay=1.0) == pytest.approx(1e-3)
+    assert learning_rate(100, 1e-3, 100, decay=0.5) == 0.0 == learning_rate(150, 1e-3, 100, decay=0.5)
+    with pytest.raises(ValueError, match="share of the steps"):
+        learning_rate(0, 1e-3, 100, decay=1.5)
+
+
+def test_patch_loss_is_binary_cross_entropy_per_patch():
+    logits = torch.tensor([[[[0.0, 2.0], [-1.0, 0.5]]]])
+    sig = torch.sigmoid(logits)
+    assert patch_loss(logits, True) == pytest.approx(float(-torch.log(sig).mean()))
+    assert patch_loss(logits, False) == pytest.approx(float(-torch.log(1 - sig).mean()))
 
 
 def _snapshot(module):

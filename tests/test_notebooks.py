@@ -15,6 +15,8 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
+from exercise_outputs import exercise_output_problems
+from face_outputs import face_output_problems
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 NAMES = ["01_data_and_attributes", "02_networks_and_losses", "03_training", "04_interpolation_and_sliders",
@@ -101,19 +103,27 @@ def celeba_data(work):
     return write_celeba_fixture(work / "celeba", n=120, layout="kaggle", seed=1)
 
 
-def execute(name, out_dir, **parameters):
-    """Run a committed notebook with papermill from notebooks/; return the executed copy."""
+def execute(name, out_dir, folder=NOTEBOOKS, **parameters):
+    """Run a committed notebook with papermill from its folder (notebooks/, or notebooks/solutions/
+    for the teacher's copies); return the executed copy, after checking that every picture of faces
+    in it is shown at 256 px per face or more (tests/face_outputs.py) and that every exercise check
+    printed "not answered yet" (the course notebooks) or PASS (the solutions; tests/exercise_outputs.py)."""
     import papermill
 
-    nb = read(name)
+    folder = Path(folder)
+    nb = nbformat.read(folder / f"{name}.ipynb", as_version=4)
     (cell,) = parameters_cell(nb)
     declared = {n.targets[0].id for n in ast.parse(cell.source).body}
     given = {k: v for k, v in parameters.items() if k in declared}
     out = Path(out_dir) / f"{name}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out), parameters=given, cwd=str(NOTEBOOKS),
+    papermill.execute_notebook(str(folder / f"{name}.ipynb"), str(out), parameters=given, cwd=str(folder),
                                kernel_name="python3", progress_bar=False, log_output=False)
-    return nbformat.read(out, as_version=4)
+    nb = nbformat.read(out, as_version=4)
+    problems = face_output_problems(nb)
+    problems += exercise_output_problems(nb, "TODO" if folder == NOTEBOOKS else "PASS")
+    assert not problems, f"{name}:\n" + "\n".join(problems)
+    return nb
 
 
 def outputs(nb, kind=None):
@@ -172,6 +182,9 @@ def test_notebooks_in_order_on_the_synthetic_faces(synthetic_data, work):
     assert f"trained in {course}" in text(nb)  # notebook 03's run, not a new one
     assert widgets(nb) >= 2  # the slider apps render as widget data, without a browser
     assert "encoded 1 time(s)" in text(nb)
+    assert "EditNote" not in text(nb)  # the built-in sample photo is a synthetic face: no domain note
+    # its edits keep the photo's own attributes: read by notebook 03's classifier, found with the run
+    assert f"what the attribute classifier in {course / 'classifier'} reads from the photo" in text(nb)
     assert (course / "sample_photo.jpg").is_file() and images(nb) >= 6
 
     nb = execute("05_evaluation", out, **params)
@@ -187,6 +200,8 @@ def test_notebook_without_notebook_03(name, synthetic_data, work):
     run_dir = work / f"fresh_{name[:2]}"
     nb = execute(name, work / "fresh_out", **TINY, DATA_DIR=str(synthetic_data), RUN_DIR=str(run_dir))
     assert "training one now" in text(nb)
+    if name.startswith("04"):  # no classifier with this run: the edits say so
+        assert "no attribute classifier of Smiling, Eyeglasses, Male was found" in text(nb)
     assert last_step(run_dir / "fader") == STEPS
 
 

@@ -279,3 +279,86 @@ def test_slider_move_is_fast(app):
         s.value = round(0.05 * k, 2)
         times.append(time.perf_counter() - t)
     assert sorted(times)[10] < 0.05
+
+
+# --------------------------------------------------------------------------- a photo's starting values
+def _rigged_classifier(folder, names=("Smiling", "Eyeglasses", "Male"), reads=(1, 0, 1)):
+    """A classifier (in train_classifier's format) that reads ``reads`` from any image."""
+    import json
+
+    from faderlib import checkpoint as ckpt
+    from faderlib.models import AttributeClassifier
+
+    config = ModelConfig.from_preset("official", 32, list(names))
+    clf = AttributeClassifier(config)
+    last = clf.proj[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([[-10.0, 10.0] if r else [10.0, -10.0] for r in reads]).flatten())
+    folder.mkdir(parents=True)
+    ckpt.atomic_save({"format_version": 1, "model_config": config.to_dict(), "classifier": clf.state_dict()},
+                     folder / "classifier.pt")
+    (folder / "config.json").write_text(json.dumps({"model": config.to_dict()}))
+    return folder
+
+
+def _course(tmp_path, run_dir, layout: str):
+    """The run in a course folder (RUN_DIR/fader beside RUN_DIR/classifier) or alone (<run>_classifier)."""
+    if layout == "course":
+        (tmp_path / "course").mkdir()
+        (tmp_path / "course" / "fader").symlink_to(run_dir, target_is_directory=True)
+        return tmp_path / "course" / "fader", tmp_path / "course" / "classifier"
+    (tmp_path / "alone").mkdir()
+    (tmp_path / "alone" / "run").symlink_to(run_dir, target_is_directory=True)
+    return tmp_path / "alone" / "run", tmp_path / "alone" / "run_classifier"
+
+
+@pytest.mark.parametrize("layout", ["course", "alone"])
+def test_a_photo_starts_at_what_the_runs_classifier_reads(run_dir, tmp_path, layout):
+    fader, classifier = _course(tmp_path, run_dir, layout)
+    _rigged_classifier(classifier)
+    app = SliderApp.from_run_dir(fader, throttle=False, index=None)
+    app.load_image(_png(Image.new("RGB", (60, 60), (120, 90, 60))), name="me.png")
+    assert not app.errors, app.errors
+    assert app.values() == {"Smiling": 1.0, "Eyeglasses": 0.0, "Male": 1.0}
+    assert "reads from the photo: Smiling 1, Eyeglasses 0, Male 1" in app.notes.value
+    assert str(classifier) in app.notes.value
+    # the reconstruction is the decoder at those values, as for a test image at its true values
+    assert app.edited.value == app.reconstruction.value
+    app.close()
+
+
+def test_a_photo_starts_at_0_and_says_why_without_a_classifier(run_dir, tmp_path):
+    fader, classifier = _course(tmp_path, run_dir, "course")
+    app = SliderApp.from_run_dir(fader, throttle=False, index=None)
+    app.load_image(_png(Image.new("RGB", (60, 60), (120, 90, 60))))
+    assert app.values() == {"Smiling": 0.0, "Eyeglasses": 0.0, "Male": 0.0}
+    assert "no attribute classifier" in app.notes.value and "was found" in app.notes.value
+    assert str(classifier) in app.notes.value and "every slider starts at 0" in app.notes.value
+    # a classifier of other attributes is not used
+    _rigged_classifier(classifier, names=("Smiling", "Young"), reads=(1, 1))
+    app.load_image(_png(Image.new("RGB", (60, 60), (120, 90, 60))))
+    assert app.values()["Smiling"] == 0.0 and "was found" in app.notes.value
+    app.close()
+    # classifier=None: at 0 even with one at hand, and said so
+    _rigged_classifier(tmp_path / "course" / "classifier2")
+    app = SliderApp.from_run_dir(fader, throttle=False, index=None, classifier=None)
+    app.load_image(_png(Image.new("RGB", (60, 60), (120, 90, 60))))
+    assert app.values()["Male"] == 0.0 and "classifier=None" in app.notes.value
+    app.close()
+    # a classifier given by folder
+    app = SliderApp.from_run_dir(fader, throttle=False, index=None, classifier=tmp_path / "course" / "classifier2")
+    app.load_image(_png(Image.new("RGB", (60, 60), (120, 90, 60))))
+    assert app.values()["Male"] == 1.0 and "classifier2" in app.notes.value
+    app.close()
+    with pytest.raises(TypeError, match="classifier=3"):
+        SliderApp.from_run_dir(fader, throttle=False, index=None, classifier=3)
+
+
+def test_the_photo_app_on_the_sample_has_no_domain_note(run_dir, tmp_path):
+    from faderlib.runs import sample_photo
+
+    app = SliderApp.from_run_dir(run_dir, throttle=False)
+    app.load_image(sample_photo(app.run, tmp_path / "sample_photo.jpg"))
+    assert not app.errors and "synthetic" not in app.notes.value and "centre-cropped" not in app.notes.value
+    app.close()

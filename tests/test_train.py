@@ -270,3 +270,54 @@ def test_the_course_recipe_is_what_the_demo_and_the_notebooks_train(synthetic_di
         TrainConfig.from_recipe("corse")
     with pytest.raises(ValueError, match="unknown training setting"):
         TrainConfig.from_recipe("course", learning_rate=1e-3)
+
+
+def test_settings_added_later_keep_older_runs_the_same_run(synthetic_dir, tmp_path):
+    """lr_decay and patch_weight at their defaults are not written, so a run folder of an earlier
+    version (without them) resumes; set, they are recorded and a change is refused."""
+    config = tiny(synthetic_dir, steps=10)
+    assert "lr_decay" not in config.to_dict() and "patch_weight" not in config.to_dict()
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    decayed = tiny(synthetic_dir, steps=10, lr_decay=0.5)
+    assert decayed.to_dict()["lr_decay"] == 0.5 and TrainConfig.from_dict(decayed.to_dict()) == decayed
+    Trainer(decayed, tmp_path / "run", progress=False).train()
+    with pytest.raises(TrainingError, match="lr_decay"):
+        Trainer(tiny(synthetic_dir, steps=10), tmp_path / "run", progress=False)
+    for bad in ({"lr_decay": 2}, {"patch_weight": -1}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            tiny(synthetic_dir, **bad)
+
+
+def test_lr_decay_reaches_both_optimisers_and_ends_near_zero(synthetic_dir, tmp_path):
+    trainer = Trainer(tiny(synthetic_dir, steps=20, lr_decay=0.5, lr=1e-3), tmp_path / "run", progress=False)
+    seen = []
+    trainer.callbacks.append(lambda t, row: seen.append((row["step"], t.opt_ae.param_groups[0]["lr"],
+                                                         t.opt_dis.param_groups[0]["lr"])))
+    trainer.train()
+    train_rows = [s for s in seen if s[0] % 5 == 0]
+    assert train_rows[0][1] == train_rows[0][2] == 1e-3           # step 5: still the full rate
+    assert train_rows[-1][1] == train_rows[-1][2] == pytest.approx(1e-3 * 1 / 10)  # the last step's rate
+
+
+def test_the_patch_discriminator_trains_saves_and_resumes_exactly(synthetic_dir, tmp_path):
+    straight = Trainer(tiny(synthetic_dir, patch_weight=0.05), tmp_path / "a", progress=False)
+    before = {k: v.clone() for k, v in straight.ptc.state_dict().items()}
+    straight.train()
+    assert any(not torch.equal(before[k], v) for k, v in straight.ptc.state_dict().items())  # it learnt
+    state = torch.load(tmp_path / "a" / "checkpoints" / "last.pt", weights_only=True)
+    assert "patch_discriminator" in state and "opt_patch_discriminator" in state
+
+    def stop_at_25(trainer, row):
+        if row["step"] == 25:
+            raise KeyboardInterrupt
+
+    first = Trainer(tiny(synthetic_dir, patch_weight=0.05), tmp_path / "b", progress=False, callbacks=[stop_at_25])
+    with pytest.raises(KeyboardInterrupt):
+        first.train()
+    del first
+    resumed = Trainer(tiny(synthetic_dir, patch_weight=0.05), tmp_path / "b", progress=False)
+    resumed.train()
+    assert_bitwise_equal(weights(straight), weights(resumed))
+    assert_bitwise_equal(straight.ptc.state_dict(), resumed.ptc.state_dict())
+    # off (the paper's and the default): no patch discriminator at all
+    assert Trainer(tiny(synthetic_dir, steps=5), tmp_path / "c", progress=False).ptc is None
