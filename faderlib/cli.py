@@ -370,8 +370,19 @@ def _add_cache_dir(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    before = os.environ.get(CACHE_ENV_VAR)
     if getattr(args, "cache_dir", None):
         os.environ[CACHE_ENV_VAR] = args.cache_dir  # for every cache this command opens, in this process and its children
+    try:
+        return _run(args)
+    finally:  # called from Python (a notebook, a test), the next command starts as this one did
+        if before is None:
+            os.environ.pop(CACHE_ENV_VAR, None)
+        else:
+            os.environ[CACHE_ENV_VAR] = before
+
+
+def _run(args) -> int:
     try:
         return args.func(args)
     except (ValueError, RuntimeError, OSError) as exc:

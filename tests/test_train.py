@@ -245,7 +245,9 @@ def test_the_course_recipe_is_what_the_demo_and_the_notebooks_train(synthetic_di
     config = TrainConfig.from_recipe("course", data_dir=str(synthetic_dir), attributes=attrs, image_size=64,
                                      steps=None, device="cpu")
     assert DEMO.recipe == "course" and QUICK.recipe == "tiny"
-    assert config.steps == RECIPES["course"]["steps"] == 4000  # steps=None: the recipe's, on a CPU
+    assert config.steps == RECIPES["course"]["steps"] == 7000  # steps=None: the recipe's, on a CPU
+    assert config.batch_size == RECIPES["course"]["batch_size"] == 16 and config.lr_decay == 0.5
+    assert TrainConfig.from_recipe("course", batch_size=None).batch_size == 16  # the notebooks' BATCH_SIZE = None
     assert {"preset", "lr", "lambda_e", "lambda_ramp"} <= set(RECIPES["course"])
     for key, value in RECIPES["course"].items():
         assert getattr(config, key) == value, key
@@ -254,7 +256,7 @@ def test_the_course_recipe_is_what_the_demo_and_the_notebooks_train(synthetic_di
     assert config.balance == "auto" and config.for_data(data).balance == "Eyeglasses"  # the rare one, balanced
     steps = config.steps
     assert (config.checkpoint_every, config.eval_every, config.log_every) == \
-        (max(steps // 4, 100), max(steps // 6, 50), min(25, steps // 10))
+        (min(1000, max(steps // 4, 100)), min(1000, max(steps // 6, 50)), min(25, steps // 10))
     two = TrainConfig.from_recipe("course", data_dir=str(synthetic_dir), attributes=["Smiling", "Male"], steps=10)
     assert two.for_data(data).balance is None  # nothing rare: no balancing
     assert TrainConfig.from_recipe("course", attributes=attrs, steps=10, balance=None).for_data(data).balance is None
