@@ -6,23 +6,26 @@ ablation) -> evaluation -> figures and ``metrics.json`` in ``runs/demo/``.
 
 The paper's schedule is sized for 500,000 iterations on a GPU. The course's recipe
 (``TrainConfig.from_recipe("course")``, :data:`faderlib.train.RECIPES`) reaches the same
-qualitative result in 7,000 iterations of 16 images at 64 px: the paper's preset (16 filters
-first, a 2x2 latent, so that z has little room and y must carry the attributes), a learning
-rate of 5e-4 instead of 2e-4 that falls linearly to 0 over the second half, an adversarial
-weight lambda_E of 0.02 instead of 1e-4, reached after a ramp of 1,000 steps instead of
-500,000, and the rare attribute (Eyeglasses, 6.5 %) drawn class-balanced. What the demo adds
-(the faces it draws, its classifier, how much it scores) is :data:`DEMO`.
+qualitative result in 4,000 iterations at 64 px: the paper's preset (16 filters first, a 2x2
+latent, so that z has little room and y must carry the attributes), a learning rate of 5e-4
+instead of 2e-4 that falls linearly to 0 over the second half, an adversarial weight lambda_E
+of 0.02 instead of 1e-4, reached after a ramp of 1,000 steps instead of 500,000, and the rare
+attribute (Eyeglasses, 6.5 %) drawn class-balanced. What the demo adds (the faces it draws, its
+classifier, how much it scores) is :data:`DEMO`.
 
-Measured alternatives (seed 0, 2 cores; the README has the table): from the earlier recipe
-(4,000 iterations of 32, constant lr: 25.7 dB, Smiling counterfactual gain +0.22 dB), the lr
-decay gave +0.4 dB of reconstruction and batches of 16 for twice the steps (1.3x the time)
-+0.5 dB more; nearest-neighbour upsampling instead of transposed convolutions (against their
-checkerboard) was 0.3 dB worse and 1.4x slower; lambda_E 0.01 reconstructed 0.2 dB better but
-left the discriminator off its blind answer by 0.09; a ramp of 3,000 steps changed nothing;
-Mouth_Slightly_Open as a fourth attribute (it goes with a smile, so z must hide it too) doubled
-the smile's gain but its adding swap fell to 0.75. Earlier: the reference code's preset (4x4
-latent) and an 8x8 latent gave weaker swaps, the latter far weaker (the decoder learns to read
-the attributes from z instead of y). The two trainings run side by side, one process each
+Measured alternatives (seed 0, 2 cores; the README has the table): from the constant learning
+rate (25.7 dB, Smiling counterfactual gain +0.22 dB), the lr decay gave +0.4 dB of
+reconstruction at the same cost; batches of 16 for 7,000 or 8,000 steps another +0.4 to 0.5 dB,
+but 1.7x the training time (the networks are so small that a step of 16 costs about what a step
+of 32 does on one thread), which took the demo past 10 minutes; nearest-neighbour upsampling
+instead of transposed convolutions (against their checkerboard) was 0.3 dB worse and 1.4x
+slower; the image-space patch discriminator (``patch_weight=0.01``) 2.6 dB worse, grainier and
+1.8x slower per step; lambda_E 0.01 reconstructed 0.2 dB better but left the discriminator off
+its blind answer by 0.09; a ramp of 3,000 steps changed nothing; Mouth_Slightly_Open as a fourth
+attribute (it goes with a smile, so z must hide it too) doubled the smile's gain but its adding
+swap fell to 0.75. Earlier: the reference code's preset (4x4 latent) and an 8x8 latent gave
+weaker swaps, the latter far weaker (the decoder learns to read the attributes from z instead of
+y). The two trainings run side by side, one process each
 (:func:`train_side_by_side`). Rerunning the demo reuses everything already computed (the
 runs resume, the classifier and caches are kept).
 """
