@@ -449,6 +449,12 @@ def format_report(result: dict) -> str:
     return "\n".join(lines)
 
 
+def mean_swap_accuracy(result: dict) -> float:
+    """The swap accuracy of an evaluation averaged over attributes and target values."""
+    values = [v for d in result["swap_accuracy"].values() for v in d.values() if v is not None]
+    return sum(values) / len(values)
+
+
 def ablation_report(result: dict, ablation: dict, label: str = "lambda_E = 0") -> str:
     """What the ablation (``ablation``, trained without the adversary) shows against the Fader network
     (``result``), in sentences computed from the two evaluations: each says what these runs measured,
@@ -458,10 +464,6 @@ def ablation_report(result: dict, ablation: dict, label: str = "lambda_E = 0") -
     pr, pa = r["reconstruction"]["psnr"], a["reconstruction"]["psnr"]
     lines.append(f"Reconstruction: {label} {'better' if pa > pr else 'not better'} ({pa:.1f} dB against {pr:.1f} dB).")
 
-    def mean(values):
-        values = [v for v in values if v is not None]
-        return sum(values) / len(values) if values else None
-
     dis_r = {n: d["balanced_accuracy"] for n, d in r["latent_discriminator"].items()}
     dis_a = {n: d["balanced_accuracy"] for n, d in a["latent_discriminator"].items()}
     reads = [n for n in dis_a if dis_a[n] > 0.6]
@@ -470,8 +472,7 @@ def ablation_report(result: dict, ablation: dict, label: str = "lambda_E = 0") -
                  + (f"with {label} it reads {', '.join(reads)} from z." if reads else
                     f"with {label} it reads no attribute from z above 0.6 (a short run, or a weak discriminator)."))
     if "swap_accuracy" in r and "swap_accuracy" in a:
-        sr = mean(v for d in r["swap_accuracy"].values() for v in d.values())
-        sa = mean(v for d in a["swap_accuracy"].values() for v in d.values())
+        sr, sa = mean_swap_accuracy(r), mean_swap_accuracy(a)
         lines.append(f"Swaps (mean over attributes and directions): {sr:.2f} with the adversary, {sa:.2f} with {label}"
                      + (": the decoder ignores y when z already carries the attributes." if sa < sr - 0.1 else
                         ": no clear contrast in these runs."))
@@ -532,10 +533,7 @@ def balance_report(balanced: dict, other: dict, balance, other_balance) -> str:
              + (f": {abs(pa - pb):.1f} dB apart, a collapse of the {a if pa < pb else b} run."
                 if abs(pa - pb) >= 3 else " (no collapse: less than 3 dB apart).")]
     if "swap_accuracy" in balanced and "swap_accuracy" in other:
-        def mean(r):
-            v = [x for d in r["swap_accuracy"].values() for x in d.values() if x is not None]
-            return sum(v) / len(v)
-        ma, mb = mean(balanced), mean(other)
+        ma, mb = mean_swap_accuracy(balanced), mean_swap_accuracy(other)
         lines.append(f"Swap accuracy (mean): {a} {ma:.3f}, {b} {mb:.3f}"
                      + (" — nearly the same, whatever the reconstruction: the classifier asks only whether the "
                         "attribute is there." if abs(ma - mb) < 0.05 else "."))

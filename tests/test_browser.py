@@ -17,12 +17,12 @@ import os
 import secrets
 import shutil
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from servers import serve
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -82,32 +82,6 @@ def _jupyter_env(tmp_path) -> dict:
             "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"), "PYTHONUNBUFFERED": "1"}
 
 
-def _serve(cmd: list[str], root: Path, env: dict, port: int, log_path: Path, what: str):
-    """Start a server by its command line; wait until its port listens; stop it (by its own PID) after."""
-    log = open(log_path, "w")
-    server = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    pytest.fail(f"{what} did not start: {log_path.read_text()[-3000:]}")
-                time.sleep(0.25)
-        yield server
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(5)
-        log.close()
-
-
 @pytest.fixture
 def lab(synthetic_dir, tmp_path):
     """JupyterLab on 127.0.0.1 with a notebook that builds a SliderApp on a tiny run."""
@@ -136,7 +110,7 @@ def voila(synthetic_dir, tmp_path):
 def _serve_info(cmd, root, tmp_path, port, token, what):
     env = _jupyter_env(tmp_path)
     log = tmp_path / f"{what.lower()}.log"
-    for _ in _serve(cmd, root, env, port, log, what):
+    for _ in serve(cmd, root, env, port, log, what):
         yield {"url": f"http://127.0.0.1:{port}", "token": token, "notebook": "sliders.ipynb", "tmp": tmp_path,
                "log": log}
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -11,11 +12,11 @@ import secrets
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from servers import serve
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "tools" / "lab.py"
@@ -151,38 +152,20 @@ def test_jupyterlab_serves_the_override_and_opens_the_first_notebook(tmp_path):
                            "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
                            f"--LabApp.app_settings_dir={settings}"])
     log_path = tmp_path / "lab.log"
-    with open(log_path, "w") as log:
-        server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=2):
-                        break
-                except OSError:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        pytest.fail(f"JupyterLab did not start: {log_path.read_text()[-3000:]}")
-                    time.sleep(0.25)
-            url = f"http://127.0.0.1:{port}"
-            with urllib.request.urlopen(f"{url}/lab/api/settings/{PLUGIN}?token={token}", timeout=30) as r:
-                answer = json.load(r)
-            props = answer["schema"]["properties"]
-            assert props["fetchNews"]["default"] == "false", props["fetchNews"]  # "none" would ask
-            assert props["checkForUpdates"]["default"] is False
-            with pytest.raises(urllib.error.HTTPError) as redirect:
-                urllib.request.build_opener(_NoRedirect).open(f"{url}/?token={token}", timeout=30)
-            assert redirect.value.code == 302
-            assert redirect.value.headers["Location"].startswith("/lab/tree/01_data_and_attributes.ipynb")
-            with urllib.request.urlopen(f"{url}/api/contents/01_data_and_attributes.ipynb?content=0&token={token}",
-                                        timeout=30) as r:
-                assert json.load(r)["type"] == "notebook"  # served from notebooks/
-        finally:
-            server.terminate()
-            try:
-                server.wait(15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(5)
+    with contextlib.contextmanager(serve)(cmd, None, env, port, log_path, "JupyterLab", wait_s=90):
+        url = f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(f"{url}/lab/api/settings/{PLUGIN}?token={token}", timeout=30) as r:
+            answer = json.load(r)
+        props = answer["schema"]["properties"]
+        assert props["fetchNews"]["default"] == "false", props["fetchNews"]  # "none" would ask
+        assert props["checkForUpdates"]["default"] is False
+        with pytest.raises(urllib.error.HTTPError) as redirect:
+            urllib.request.build_opener(_NoRedirect).open(f"{url}/?token={token}", timeout=30)
+        assert redirect.value.code == 302
+        assert redirect.value.headers["Location"].startswith("/lab/tree/01_data_and_attributes.ipynb")
+        with urllib.request.urlopen(f"{url}/api/contents/01_data_and_attributes.ipynb?content=0&token={token}",
+                                    timeout=30) as r:
+            assert json.load(r)["type"] == "notebook"  # served from notebooks/
     text = log_path.read_text()
     assert re.search(r"http://127\.0\.0\.1:\d+/lab/tree/01_data_and_attributes\.ipynb\?token=", text), text[-2000:]
 
