@@ -192,7 +192,7 @@ def data_identity(data_dir: str | os.PathLike) -> dict | None:
                     "partition_file": _file_identity(partition)}
     except (DataError, OSError):
         return None
-    marker = synth._read_marker(root)
+    marker = synth.read_marker(root)
     if marker and marker.get("complete"):
         identity["synthetic"] = {k: marker.get(k) for k in ("version", "n", "seed")}
     return identity

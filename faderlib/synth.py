@@ -758,7 +758,7 @@ def _filename(index: int) -> str:
     return f"{index + 1:06d}.jpg"
 
 
-def _read_marker(data_dir: Path) -> dict | None:
+def read_marker(data_dir: Path) -> dict | None:
     """The contents of ``synth_faces.json`` if ``data_dir`` holds one of ours, else None."""
     try:
         marker = json.loads((data_dir / MARKER_FILE).read_text())
@@ -775,7 +775,7 @@ def _write_marker(data_dir: Path, **fields) -> None:
 
 def is_synthetic(data_dir: str | os.PathLike) -> bool:
     """True if ``data_dir`` holds a complete synthetic set written by :func:`generate`."""
-    marker = _read_marker(Path(data_dir))
+    marker = read_marker(Path(data_dir))
     return bool(marker and marker.get("complete"))
 
 
@@ -803,7 +803,7 @@ def _check_writable(out: Path) -> dict | None:
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out} is a file; generate() needs a folder to write the "
                                  f"synthetic faces into. Pass a new or empty folder.")
-    marker = _read_marker(out)
+    marker = read_marker(out)
     if marker is None and out.exists() and any(out.iterdir()):
         found = sorted(p.name for p in out.iterdir())
         shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
@@ -934,7 +934,7 @@ class GroundTruth:
 def load_ground_truth(data_dir: str | os.PathLike) -> GroundTruth:
     """Read ``synth_faces.json`` and ``synth_faces.csv`` of a set made by :func:`generate`."""
     data_dir = Path(data_dir)
-    marker = _read_marker(data_dir)
+    marker = read_marker(data_dir)
     if not (marker and marker.get("complete")):
         raise FileNotFoundError(
             f"{data_dir} does not hold a complete synthetic face set (no complete {MARKER_FILE}). "
@@ -950,7 +950,7 @@ def load_ground_truth(data_dir: str | os.PathLike) -> GroundTruth:
 @functools.lru_cache(maxsize=4)
 def _load_ground_truth(data_dir: str, marker_mtime_ns: int) -> GroundTruth:
     """Parse the CSV once per (folder, marker version): sliders call counterfactual often."""
-    marker = _read_marker(Path(data_dir))
+    marker = read_marker(Path(data_dir))
     filenames, identities, attributes = [], [], []
     with open(Path(data_dir) / GROUND_TRUTH_CSV, newline="") as f:
         for row in csv.DictReader(f):
@@ -999,7 +999,7 @@ def ensure_synthetic(data_dir: str | os.PathLike, n: int = 20000, seed: int = 0,
     (nothing is deleted): pick another folder, or delete it and call again.
     """
     data_dir = Path(data_dir)
-    marker = _read_marker(data_dir)
+    marker = read_marker(data_dir)
     if marker and marker.get("complete"):
         found = (marker.get("n"), marker.get("seed"), marker.get("version"))
         if found != (n, seed, FORMAT_VERSION):
