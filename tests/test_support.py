@@ -3,6 +3,9 @@ devices and the single-process Dist, and the one grid of the kit (visual.tile)."
 
 import os
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,6 +69,21 @@ def test_progress_labels_lines_and_silence():
     assert Progress("x").bar(10, enabled=False).disable  # e.g. every rank of a distributed run but the first
     with progress_bar(5, "faces", "face", progress=False) as bar:
         assert bar.disable
+
+
+def test_a_bar_written_to_a_file_stays_small(tmp_path):
+    """A job whose output goes to a file (a scheduler's log) gets a few lines of progress, not one
+    per step: 1,500 quick steps once wrote about 1 MB."""
+    script = ("import time\nfrom faderlib.progress import progress_bar\n"
+              "with progress_bar(1500, 'classifier', 'step') as bar:\n"
+              "    for _ in range(1500):\n        time.sleep(0.003)\n        bar.update(1)\n")
+    log = tmp_path / "job.log"
+    with open(log, "w") as err:
+        subprocess.run([sys.executable, "-c", script], stderr=err, check=True,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    text = log.read_text()
+    assert "1500/1500" in text          # the end is there
+    assert len(text) < 2_000, len(text)  # but not a redraw per step (tqdm's default redraws 10 times a second)
 
 
 # ------------------------------------------------------------------------------------- devices
