@@ -34,7 +34,7 @@ def test_console_script_points_at_the_cli():
 def test_every_document_the_kit_cites_is_in_the_repository():
     """The code, the notebooks, the README and the docs cite files of the repository only:
     nothing outside it (the kit is cloned alone), and docs/paper_notes.md sections that exist."""
-    sources = [*ROOT.glob("faderlib/*.py"), *ROOT.glob("notebooks/**/*.ipynb"), ROOT / "README.md",
+    sources = [*ROOT.glob("faderlib/**/*.py"), *ROOT.glob("notebooks/**/*.ipynb"), ROOT / "README.md",
                *ROOT.glob("docs/*.md"), *ROOT.glob("tests/*.py"), *ROOT.glob("benchmarks/*.py")]
     notes = (ROOT / "docs" / "paper_notes.md").read_text()
     sections = {int(m) for m in re.findall(r"^## (\d+)\. ", notes, flags=re.M)}

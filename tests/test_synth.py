@@ -1,4 +1,6 @@
-"""Tests of faderlib.synth: CelebA's file format, determinism, frequencies, counterfactuals."""
+"""Tests of faderlib.synth.dataset and .drawing: CelebA's file format, determinism, counterfactuals, folders.
+
+The samplers (attribute names, frequencies, splits) are tested in test_synth_sampling.py."""
 
 import re
 
@@ -7,7 +9,8 @@ import pytest
 from PIL import Image
 
 from faderlib import synth
-from faderlib.celeba_facts import CELEBA_ATTRIBUTES, IMAGE_HEIGHT, IMAGE_WIDTH, SPLIT_SIZES
+from faderlib.celeba_facts import IMAGE_HEIGHT, IMAGE_WIDTH
+from faderlib.synth import dataset
 
 N = 40
 SEED = 3
@@ -27,14 +30,6 @@ def read_bytes(folder):
 
 
 # ---- the files, in CelebA's exact format ----------------------------------------------
-
-
-def test_attributes_are_celeba_names_in_header_order():
-    assert set(synth.ATTRIBUTES) <= set(CELEBA_ATTRIBUTES)
-    assert list(synth.ATTRIBUTES) == [a for a in CELEBA_ATTRIBUTES if a in synth.ATTRIBUTES]
-    for name in ("Smiling", "Male", "Eyeglasses", "Young", "Mouth_Slightly_Open", "Bangs",
-                 "Black_Hair", "Blond_Hair", "Wearing_Hat", "Mustache", "Pale_Skin"):
-        assert name in synth.ATTRIBUTES
 
 
 def test_attribute_file_format(data_dir):
@@ -73,15 +68,6 @@ def test_partition_file(data_dir):
     assert tuple(parts.count(k) for k in range(3)) == synth.split_sizes(N)
 
 
-def test_split_sizes_follow_celeba():
-    assert synth.split_sizes(sum(SPLIT_SIZES)) == SPLIT_SIZES
-    train, valid, test = synth.split_sizes(2000)
-    assert train + valid + test == 2000
-    assert abs(train - 2000 * 162770 / 202599) <= 1
-    assert abs(valid - 2000 * 19867 / 202599) <= 1
-    assert abs(test - 2000 * 19962 / 202599) <= 1
-
-
 def test_ground_truth_holds_the_drawn_faces(data_dir):
     truth = synth.load_ground_truth(data_dir)
     assert (truth.seed, truth.n, truth.version) == (SEED, N, synth.FORMAT_VERSION)
@@ -110,42 +96,6 @@ def test_render_is_pure():
     a, b = synth.render(identity, attributes), synth.render(dict(identity), dict(attributes))
     assert (a.mode, a.size) == ("RGB", (IMAGE_WIDTH, IMAGE_HEIGHT))
     assert np.array_equal(np.asarray(a), np.asarray(b))
-
-
-# ---- attribute statistics (sampling only, no drawing) ------------------------------------
-
-
-@pytest.fixture(scope="module")
-def sampled():
-    rows = [synth.sample_attributes(np.random.default_rng([11, i, 0])) for i in range(20000)]
-    return {a: np.array([r[a] for r in rows]) for a in synth.ATTRIBUTES}
-
-
-CELEBA_RATES = {"Smiling": 48.21, "Male": 41.68, "Eyeglasses": 6.51, "Young": 77.36,
-                "Mouth_Slightly_Open": 48.34, "Bangs": 15.16, "Black_Hair": 23.93,
-                "Blond_Hair": 14.80, "Wearing_Hat": 4.85, "Mustache": 4.15, "Pale_Skin": 4.29}
-
-
-@pytest.mark.parametrize("name", sorted(CELEBA_RATES))
-def test_frequencies_near_celeba(sampled, name):
-    assert abs(100 * sampled[name].mean() - CELEBA_RATES[name]) < 1.5
-
-
-def test_constraints_and_independence(sampled):
-    male, smiling, glasses = sampled["Male"] == 1, sampled["Smiling"] == 1, sampled["Eyeglasses"] == 1
-    assert not np.any((sampled["Mustache"] == 1) & ~male)
-    assert not np.any((sampled["Black_Hair"] == 1) & (sampled["Blond_Hair"] == 1))
-    assert abs(smiling[male].mean() - smiling[~male].mean()) < 0.03
-    assert abs(glasses[male].mean() - glasses[~male].mean()) < 0.015
-    assert abs(glasses[smiling].mean() - glasses[~smiling].mean()) < 0.015
-
-
-def test_identity_does_not_depend_on_attributes():
-    faces = [synth.face_params(0, i) for i in range(3000)]
-    male = np.array([a["Male"] for _, a in faces]) == 1
-    for key in ("hair_length", "face_rx", "skin"):
-        values = np.array([identity[key] for identity, _ in faces])
-        assert abs(values[male].mean() - values[~male].mean()) < 0.2 * values.std()
 
 
 # ---- counterfactuals ------------------------------------------------------------------
@@ -268,7 +218,7 @@ def test_an_interrupted_run_is_not_complete_and_is_redone(tmp_path, monkeypatch)
     def crash(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(synth, "_write_ground_truth_csv", crash)
+    monkeypatch.setattr(dataset, "_write_ground_truth_csv", crash)
     with pytest.raises(KeyboardInterrupt):
         synth.generate(tmp_path, n=5, workers=1, progress=False)
     assert (tmp_path / "img_align_celeba" / "000005.jpg").exists()
