@@ -229,3 +229,28 @@ def test_an_interrupted_run_is_not_complete_and_is_redone(tmp_path, monkeypatch)
     synth.ensure_synthetic(tmp_path, n=5, seed=0, progress=False)
     assert synth.is_synthetic(tmp_path)
     assert synth.load_ground_truth(tmp_path).n == 5
+
+
+def test_two_writers_into_one_folder_never_mix_their_faces(tmp_path):
+    """A second `fader synth` into a folder being drawn waits for the first, then refuses its other
+    seed: every face on disk is the first one's (they once mixed 1,315 of 2,000 faces)."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    folder = tmp_path / "faces"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    draw = "from faderlib import synth; synth.generate({!r}, n=300, seed={}, workers=1, progress=False)"
+    first = subprocess.Popen([sys.executable, "-c", draw.format(str(folder), 1)], env=env)
+    deadline = time.time() + 60
+    while not (folder / "synth_faces.json").exists() and time.time() < deadline:  # the first is drawing
+        time.sleep(0.05)
+    second = subprocess.run([sys.executable, "-c", draw.format(str(folder), 2)], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert first.wait(timeout=300) == 0
+    assert second.returncode != 0
+    assert "waiting for" in second.stdout and "seed=1" in second.stderr and "seed=2" in second.stderr
+    reference = synth.generate(tmp_path / "alone", n=300, seed=1, workers=1, progress=False)
+    assert read_bytes(folder) == read_bytes(reference)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..files import atomic_write_text, check_free_space
+from ..files import LOCK_NAME, FolderLock, atomic_write_text, check_free_space
 from ..progress import progress_bar
 from .drawing import render
 from .sampling import ATTRIBUTES, IDENTITY_KEYS, INT_KEYS, Attributes, face_params, split_sizes, unknown_attribute_message
@@ -120,8 +120,8 @@ def _check_writable(out: Path) -> dict | None:
         raise NotADirectoryError(f"{out} is a file; generate() needs a folder to write the "
                                  f"synthetic faces into. Pass a new or empty folder.")
     marker = read_marker(out)
-    if marker is None and out.exists() and any(out.iterdir()):
-        found = sorted(p.name for p in out.iterdir())
+    found = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME) if out.exists() else []
+    if marker is None and found:
         shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
         raise FileExistsError(
             f"Will not write synthetic faces into {out}: it is not empty (found {shown}) and "
@@ -149,6 +149,21 @@ def generate(out_dir: str | os.PathLike, n: int = 20000, seed: int = 0,
     if not (isinstance(seed, numbers.Integral) and seed >= 0):
         raise ValueError(f"seed must be a whole number of at least 0; got {seed!r}.")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        _check_writable(out)  # says that it is a file
+    # One writer at a time: a second `fader synth` into this folder waits for the first, then finds
+    # its set complete (and returns it, or refuses other settings); never two writers mixing faces.
+    lock = FolderLock(out, f"drawing {n:,} synthetic faces (seed {seed})")
+    lock.acquire(wait=True, on_wait=lambda holder: print(f"waiting for {holder}, which is drawing synthetic faces "
+                                                         f"into {out}", flush=True))
+    try:
+        return _generate_locked(out, n, seed, workers, progress, force)
+    finally:
+        lock.discard()  # also removes a folder it created, if nothing was kept in it
+
+
+def _generate_locked(out: Path, n: int, seed: int, workers: int | None, progress: bool, force: bool) -> Path:
+    """:func:`generate`, once the folder's lock is held."""
     marker = _check_writable(out)
     if marker is not None:
         same = (marker.get("complete") and marker.get("n") == n and marker.get("seed") == seed
