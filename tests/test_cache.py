@@ -292,9 +292,9 @@ def test_bad_arguments(data):
 
 
 def test_skip_bad_with_every_image_bad(tmp_path):
-    root = write_celeba_fixture(tmp_path, n=3, attributes=ATTRS)
+    root = write_celeba_fixture(tmp_path, n=10, attributes=ATTRS)  # 7/1/2: no split empty (3 images leave valid empty)
     for f in (root / "img_align_celeba").iterdir():
         f.write_bytes(b"broken")
-    with pytest.raises(DataError, match="None of the 3 images"):
+    with pytest.raises(DataError, match="None of the 10 images"):
         prepare(root, S, progress=False, skip_bad=True)
     assert os.listdir(root / "fader_cache") == []
