@@ -474,6 +474,17 @@ def _problem(path: Path, meta: dict, full: bool = False) -> str | None:
     return problem
 
 
+def _check_cache_splits(path: Path, meta: dict, split: np.ndarray) -> None:
+    """Refuse a cache (whose checksums match: its source was so) that leaves a split without images."""
+    empty = _empty_splits(_split_counts(split))
+    if empty:
+        source = meta.get("partition_file") or f"the default 80/10/10 split of {meta.get('root')}"
+        raise DataError(
+            f"The cache {path} has no image in the {' and '.join(empty)} split (from {source}); training checks "
+            "itself on the validation images, `fader evaluate` and `fader grid` use the test images. Give every "
+            f"split images in the partition file, then run {_rebuild_command(path, meta)}.")
+
+
 def _rebuild_command(path: Path, meta: dict) -> str:
     """The command that rebuilds the cache in ``path`` from its source."""
     root = str(meta.get("root") or path.parent.parent)
@@ -732,7 +743,8 @@ def prepare(data_dir: str | os.PathLike | None, size: int, *, cache_dir: str | o
                         "cache somewhere writable with --cache-dir DIR (or FADER_CACHE=DIR; cache_dir=... in "
                         "Python), for every command that reads the data.") from None
     try:
-        if not force and _why_rebuild(target, _read_meta(target), fingerprint, celeba, False) is None:
+        fresh = _read_meta(target)
+        if not force and fresh != meta and _why_rebuild(target, fresh, fingerprint, celeba, verify) is None:
             lock.release()
             return target  # built by the process we waited for
         built = _build(celeba, root, target, fingerprint, paths, size, crop, skip_bad, workers, progress)
@@ -810,7 +822,7 @@ def _build(celeba: CelebA, root: Path, target: Path, fingerprint: dict, paths: l
                             f"{skipped[0][1]}: {skipped[0][2]}). Re-extract or re-download them.")
         split = celeba.split.to_numpy(np.int8)[keep]
         empty = _empty_splits(_split_counts(split))
-        if empty:
+        if empty and skipped:  # (a split empty in the source was refused before decoding)
             raise DataError(
                 f"Without the {len(skipped)} unreadable image(s) left out (first: {skipped[0][1]}), no image is "
                 f"left in the {' and '.join(empty)} split. Re-extract or re-download the images (the cache "
@@ -1008,13 +1020,7 @@ def load_prepared(cache_path: str | os.PathLike, verify: bool = False) -> Prepar
     problem = _problem(path, meta, full=verify)
     if problem is not None:
         raise _damaged(path, meta, problem)
-    empty = _empty_splits(_split_counts(split))
-    if empty:  # the checksums match: the source split was so
-        source = meta.get("partition_file") or f"the default 80/10/10 split of {meta.get('root')}"
-        raise DataError(
-            f"The cache {path} has no image in the {' and '.join(empty)} split (from {source}); training checks "
-            "itself on the validation images, `fader evaluate` and `fader grid` use the test images. Give every "
-            f"split images in the partition file, then run {_rebuild_command(path, meta)}.")
+    _check_cache_splits(path, meta, split)
     return Prepared(path=path, attributes=attributes, split=split,
                     filenames=[str(f) for f in attributes.index], size=size,
                     root=Path(meta.get("root", path.parent.parent)), meta=meta)
