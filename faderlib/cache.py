@@ -393,29 +393,35 @@ def _empty_splits(counts) -> list[str]:
 
 def _table_difference(path: Path, meta: dict, name: str) -> str:
     """What changed in table ``name``, whose checksum differs from the one recorded when it was built."""
-    changed = f"{name} differs from the checksum recorded when the cache was built"
+    diffs = []
     try:
         table = _read_attributes(path, meta)
         if name == "attributes.csv":
-            built = meta["attribute_counts"]
-            diffs = []
-            for column in table.columns:
-                now = np.bincount(table[column].to_numpy(np.int64), minlength=len(built[column])).tolist()
-                if now != built[column]:
-                    diffs.append(f"{column!r} has {now[1]:,} positive of {len(table):,} now, {built[column][1]:,} "
-                                 "when built" if len(now) == 2 else f"{column!r} counts {now} per class now, "
-                                 f"{built[column]} when built")
-            detail = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more column(s)" if len(diffs) > 3 else "")
+            for column, built in meta["attribute_counts"].items():
+                now = np.bincount(table[column].to_numpy(np.int64), minlength=len(built)).tolist()
+                if now == built:
+                    continue
+                if len(now) == 2:
+                    diffs.append(f"{column!r} has {now[1]:,} positive of {len(table):,} now, {built[1]:,} when built")
+                else:
+                    diffs.append(f"{column!r} counts {now} per class now, {built} when built")
+            if len(diffs) > 3:
+                diffs[3:] = [f"and {len(diffs) - 3} more column(s)"]
         else:
             counts = _split_counts(_read_split(path, meta, table.index))
             built = [meta["split_counts"].get(k) for k in SPLIT_NAMES]
             empty = _empty_splits(counts)
-            detail = ((f"it puts no image in the {' and '.join(empty)} split; " if empty else "")
-                      + "train/valid/test " + "/".join(map(str, counts)) + " now, "
-                      + "/".join(map(str, built)) + " when built") if counts != built else ""
+            if empty:
+                diffs.append(f"it puts no image in the {' and '.join(empty)} split")
+            if counts != built:
+                diffs.append(f"train/valid/test {'/'.join(map(str, counts))} now, {'/'.join(map(str, built))} "
+                             "when built")
     except _Damage as e:
         return str(e)
-    return changed + (f": {detail}" if detail else " (the same counts: some values or the layout changed)")
+    changed = f"{name} differs from the checksum recorded when the cache was built"
+    if not diffs:
+        return f"{changed} (the same counts: some values, or only the layout, changed)"
+    return f"{changed}: {'; '.join(diffs)}"
 
 
 def _images_problem(path: Path, meta: dict, full: bool) -> str | None:

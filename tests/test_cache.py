@@ -591,3 +591,21 @@ def test_a_real_full_disk_gives_a_message_and_no_cache(data, small_disk, monkeyp
     assert "need 68.3 MB" in err  # 24 x 3 x 128 x 128 and the 64 MiB margin
     assert [p for p in os.listdir(small_disk) if p != ".fader.lock"] == []
     assert shutil.disk_usage(small_disk).free > 500_000  # what was written is gone
+
+
+def test_a_killed_worker_is_explained_without_the_main_guard_advice(data, monkeypatch):
+    real = cache.decode_image
+    parent = os.getpid()
+
+    def killed_in_a_worker(path, *args, **kw):
+        if os.getpid() != parent and str(path).endswith("000020.jpg"):
+            os.kill(os.getpid(), 9)  # as the kernel's out-of-memory killer would
+        return real(path, *args, **kw)
+
+    monkeypatch.setattr(cache, "decode_image", killed_in_a_worker)
+    with pytest.warns(RuntimeWarning) as warned:
+        path = prepare(data, S, progress=False, workers=2)
+    msg = str(warned[0].message)
+    assert "a worker was killed (out of memory, or by a signal)" in msg and "__main__" not in msg
+    p = load_prepared(path)  # the rest was decoded in this process: a whole, checked cache
+    np.testing.assert_array_equal(p.images[19], _reference_decode(data / "img_align_celeba" / "000020.jpg", S))
