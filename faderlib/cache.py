@@ -10,26 +10,42 @@ uint8 ``.npy`` file that training reads through a memory map::
         images.npy      (N, 3, S, S) uint8, row i = image i
         attributes.csv  image_id, then one column per attribute (0/1 or 0..K-1)
         split.npy       (N,) int8: 0 train, 1 valid, 2 test
-        meta.json       fingerprint of the source, size, crop, counts, skipped files
+        meta.json       fingerprint of the source, size, crop, counts, skipped files, checksums
 
 The folder is built as ``fader_cache/.64.tmp-<pid>`` and renamed only when complete,
 so an interrupted preparation is never used. :func:`load_prepared` opens a cache,
 :func:`prepared` does everything in one call.
+
+A cache proves what it holds. ``meta.json`` records the SHA-256 of ``attributes.csv`` and
+``split.npy`` and of every 4 MiB chunk of ``images.npy``. Opening a cache checks the tables in
+full (their values too: each attribute within the range it was built with, each split value
+0..2, no split empty) and a few chunks of the images (the first, the last and two drawn at
+random; all of them when ``images.npy`` was modified since it was built), once per process;
+``prepare(..., verify=True)`` (``fader prepare --verify``) checks every chunk. The source's
+fingerprint includes the size and modification time of every image (one ``os.scandir`` pass),
+so replacing JPEGs rebuilds the cache. A damaged cache is rebuilt by :func:`prepare`, which says
+why, and refused by :func:`load_prepared` with the command that rebuilds it.
+
+The images are written with ordinary file writes into a file whose space is reserved up front
+(``posix_fallocate``), so a full disk is an error with a message, never a crash of a memory map.
 """
 
 from __future__ import annotations
 
 import hashlib
+import errno
 import json
 import math
 import mmap
 import multiprocessing
 import os
+import random
+import shlex
 import shutil
 import sys
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,15 +57,15 @@ from PIL import UnidentifiedImageError
 from . import synth
 from .celeba import CelebA, default_data_dir, read_celeba, resolve_data_dir
 from .celeba_facts import CROP_BOTTOM, CROP_TOP, IMAGE_HEIGHT, SPLIT_NAMES
-from .errors import DataError
-from .files import FolderLock, atomic_write_text, free_bytes
+from .errors import DataError, FolderInUseError
+from .files import FolderLock, atomic_write_text, free_bytes, is_disk_full
 from .images import decode_image
 from .progress import progress_bar
 
 __all__ = ["prepare", "load_prepared", "prepared", "Prepared", "cache_path", "split_code", "FORMAT_VERSION"]
 
-#: Version of the cache layout; a cache of another version is rebuilt.
-FORMAT_VERSION = 1
+#: Version of the cache layout; a cache of another version is rebuilt (2: checksums, image stamps).
+FORMAT_VERSION = 2
 #: Free space asked for on top of the images (tables, file system slack).
 DISK_MARGIN_BYTES = 64 * 2**20
 #: Resident pages of the memory map are given back once about this many bytes may be mapped.
@@ -60,43 +76,100 @@ _FAULT_AROUND_BYTES = 64 * 1024
 #: Temporary folders older than this are stale even when their process id is in use.
 STALE_SECONDS = 2 * 24 * 3600
 
+#: images.npy is checksummed in chunks of this many bytes (one SHA-256 each, listed in meta.json).
+CHUNK_BYTES = 4 * 2**20
+#: Besides the first and the last chunk, this many chunks drawn at random are checked when a cache is opened.
+SAMPLED_CHUNKS = 2
+#: Workers write the decoded rows in blocks of about this many bytes.
+WRITE_BYTES = 8 * 2**20
+
 _FILES = ("images.npy", "attributes.csv", "split.npy", "meta.json")
+
+#: The caches this process has checked, by their files' (inode, size, mtime): a cache is checked
+#: once per process, and again as soon as one of its files changes.
+_CHECKED: set = set()
 
 
 # --------------------------------------------------------------------------- decoding
 
 
-def _decode_chunk(npy_path: str, start: int, paths: list[str], size: int, crop, skip_bad: bool):
-    """Worker: decode ``paths`` into rows ``start...`` of the memory-mapped ``npy_path``.
+def _decode_chunk(npy_path: str, offset: int, start: int, paths: list[str], size: int, crop, skip_bad: bool):
+    """Worker: decode ``paths`` into rows ``start...`` of ``npy_path`` (its data begin at byte ``offset``).
 
-    Returns the skipped rows as ``[(row, file name, reason), ...]``.
+    The rows are written with ordinary file writes (a full disk raises OSError ENOSPC here,
+    where a memory map would die of SIGBUS). Returns the skipped rows as ``[(row, file name, reason), ...]``.
     """
-    images = np.load(npy_path, mmap_mode="r+")
+    row_bytes = 3 * size * size
+    group = max(1, WRITE_BYTES // row_bytes)
     skipped = []
+    fd = os.open(npy_path, os.O_WRONLY)
     try:
-        for k, path in enumerate(paths):
-            try:
-                images[start + k] = decode_image(path, size, crop)
-            except DataError as e:  # a wrong image size: skipped only with skip_bad, like any bad image
-                if not skip_bad:
-                    raise
-                skipped.append((start + k, os.path.basename(path), f"wrong size: {e}"))
-            except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
-                reason = f"{type(e).__name__}: {e}"
-                if not skip_bad:
-                    missing = isinstance(e, FileNotFoundError)
-                    what = "not found" if missing else "cannot be decoded (unreadable or truncated)"
-                    raise DataError(
-                        f"{path}: image {what} ({reason}). "
-                        + ("Check that the image zip was fully extracted. " if missing else
-                           "Re-download or re-extract it. ")
-                        + "Or pass --skip-bad (skip_bad=True in Python) to leave such "
-                        "images out and count them.") from None
-                skipped.append((start + k, os.path.basename(path), reason))
-        images.flush()
+        for g in range(0, len(paths), group):
+            part = paths[g:g + group]
+            rows = np.zeros((len(part), 3, size, size), np.uint8)
+            for k, path in enumerate(part):
+                row = start + g + k
+                try:
+                    rows[k] = decode_image(path, size, crop)
+                except DataError as e:  # a wrong image size: skipped only with skip_bad, like any bad image
+                    if not skip_bad:
+                        raise
+                    skipped.append((row, os.path.basename(path), f"wrong size: {e}"))
+                except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
+                    reason = f"{type(e).__name__}: {e}"
+                    if not skip_bad:
+                        missing = isinstance(e, FileNotFoundError)
+                        what = "not found" if missing else "cannot be decoded (unreadable or truncated)"
+                        raise DataError(
+                            f"{path}: image {what} ({reason}). "
+                            + ("Check that the image zip was fully extracted. " if missing else
+                               "Re-download or re-extract it. ")
+                            + "Or pass --skip-bad (skip_bad=True in Python) to leave such "
+                            "images out and count them.") from None
+                    skipped.append((row, os.path.basename(path), reason))
+            _write_at(fd, rows, offset + (start + g) * row_bytes)
     finally:
-        del images
+        os.close(fd)
     return skipped
+
+
+def _write_at(fd: int, array: np.ndarray, position: int) -> None:
+    """Write all bytes of ``array`` at ``position`` of the open file ``fd`` (OSError ENOSPC if the disk is full)."""
+    view = memoryview(np.ascontiguousarray(array)).cast("B")
+    while len(view):
+        if hasattr(os, "pwrite"):
+            written = os.pwrite(fd, view, position)
+        else:  # Windows
+            os.lseek(fd, position, os.SEEK_SET)
+            written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(errno.ENOSPC, "No space left on device (a write wrote nothing)")
+        view, position = view[written:], position + written
+
+
+def _create_npy(path: Path, shape: tuple[int, ...]) -> int:
+    """Write the header of a uint8 ``.npy`` of ``shape`` and reserve the space of its data; return
+    where the data begin. The space is allocated up front (``posix_fallocate``), so a disk without
+    room fails here, at once, with ENOSPC, before anything is decoded."""
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": tuple(shape)})
+        offset = f.tell()
+        f.flush()
+        _allocate(f.fileno(), offset + math.prod(shape))
+    return offset
+
+
+def _allocate(fd: int, length: int) -> None:
+    if hasattr(os, "posix_fallocate"):
+        try:
+            os.posix_fallocate(fd, 0, length)
+            return
+        except OSError as e:
+            if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+    # no preallocation here (a file system without it, or not Linux): a sparse file, and a full
+    # disk shows up as ENOSPC on the workers' writes instead
+    os.ftruncate(fd, length)
 
 
 # --------------------------------------------------------------------------- fingerprint
@@ -107,6 +180,37 @@ def _file_stamp(path: Path | None) -> dict | None:
         return None
     st = path.stat()
     return {"name": path.name, "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _image_stamps(celeba: CelebA) -> dict:
+    """The size and modification time of every image of the table, in one ``os.scandir`` pass over
+    the image folder (a name not found there, e.g. in a subfolder, is stat-ed on its own), summed
+    up as one SHA-256: replacing, editing, adding or removing an image changes it."""
+    wanted = set(celeba.filenames)
+    stats: dict[str, tuple[int, int]] = {}
+    try:
+        with os.scandir(celeba.image_dir) as entries:
+            for entry in entries:
+                if entry.name in wanted:
+                    try:
+                        st = entry.stat()
+                    except OSError:
+                        continue
+                    stats[entry.name] = (st.st_size, st.st_mtime_ns)
+    except OSError:
+        pass
+    lines = []
+    for name in celeba.filenames:
+        stat = stats.get(name)
+        if stat is None:
+            try:
+                st = os.stat(celeba.image_path(name))
+                stats[name] = stat = (st.st_size, st.st_mtime_ns)
+            except OSError:
+                pass
+        lines.append(f"{name}\tmissing" if stat is None else f"{name}\t{stat[0]}\t{stat[1]}")
+    return {"found": len(stats), "bytes": sum(size for size, _ in stats.values()),
+            "stat_sha256": hashlib.sha256("\n".join(lines).encode()).hexdigest()}
 
 
 def _fingerprint(celeba: CelebA, size: int, crop) -> dict:
@@ -120,7 +224,29 @@ def _fingerprint(celeba: CelebA, size: int, crop) -> dict:
         "image_dir": os.path.relpath(celeba.image_dir, celeba.root),
         "image_count": len(celeba),
         "filenames_sha1": hashlib.sha1(names).hexdigest(),
+        "images": _image_stamps(celeba),
     }
+
+
+def _describe_change(old: dict, new: dict) -> str:
+    """Why a cache of fingerprint ``old`` is not one of ``new`` (the same kind of source and settings)."""
+    reasons = []
+    if old.get("size") != new["size"] or old.get("crop") != new["crop"]:
+        reasons.append(f"it was made with size {old.get('size')} and crop {old.get('crop')}, "
+                       f"now size {new['size']} and crop {new['crop']}")
+    for key in ("attribute_file", "partition_file"):
+        if old.get(key) != new[key]:
+            what = (new[key] or old.get(key) or {}).get("name", key)
+            reasons.append(f"{what} changed (its size or modification time)" if old.get(key) and new[key]
+                           else f"{what} was {'added' if new[key] else 'removed'}")
+    if old.get("image_count") != new["image_count"] or old.get("filenames_sha1") != new["filenames_sha1"]:
+        reasons.append(f"the list of images changed ({old.get('image_count')} images, now {new['image_count']})")
+    elif old.get("images") != new["images"]:
+        reasons.append("the source images changed (the size or modification time of some differ from when the "
+                       "cache was built: images were replaced, edited, added or removed)")
+    if old.get("image_dir") != new["image_dir"]:
+        reasons.append(f"the images are now in {new['image_dir']}, were in {old.get('image_dir')}")
+    return "; ".join(reasons) or "its source or settings changed"
 
 
 def _read_meta(path: Path) -> dict | None:
@@ -142,7 +268,10 @@ def _is_complete(path: Path, meta: dict | None) -> str | None:
     if not meta.get("complete"):
         return "meta.json does not mark it complete"
     if meta.get("format_version") != FORMAT_VERSION:
-        return f"it has format version {meta.get('format_version')}, this faderlib reads {FORMAT_VERSION}"
+        return (f"it has format version {meta.get('format_version')}, this faderlib reads {FORMAT_VERSION} "
+                "(a cache made by another version of faderlib)")
+    if not isinstance(meta.get("checksums"), dict) or not isinstance(meta.get("attribute_counts"), dict):
+        return "its meta.json records no checksums"
     for name in _FILES:
         if not (path / name).is_file():
             return f"{name} is missing"
@@ -151,6 +280,253 @@ def _is_complete(path: Path, meta: dict | None) -> str | None:
     if (path / "images.npy").stat().st_size < expected:
         return "images.npy is shorter than meta.json says (truncated)"
     return None
+
+
+# --------------------------------------------------------------------------- checks
+
+
+class _Damage(Exception):
+    """A cache file that does not hold what its meta.json says; the message says what differs."""
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(2**20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _chunk_digests(path: Path, indices, chunk_bytes: int, threads: int = 1) -> list[str]:
+    """The SHA-256 of chunks ``indices`` of ``path`` (hashlib releases the GIL: threads hash in parallel)."""
+    def one(i: int) -> str:
+        with open(path, "rb") as f:
+            f.seek(i * chunk_bytes)
+            return hashlib.sha256(f.read(chunk_bytes)).hexdigest()
+
+    indices = list(indices)
+    if threads <= 1 or len(indices) <= 1:
+        return [one(i) for i in indices]
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(one, indices))
+
+
+def _checksums(path: Path, data_offset: int, threads: int) -> dict:
+    """What meta.json records to prove the cache in ``path``: SHA-256 of the tables and of each chunk of images.npy."""
+    images = path / "images.npy"
+    n_chunks = math.ceil(images.stat().st_size / CHUNK_BYTES)
+    chunks = _chunk_digests(images, range(n_chunks), CHUNK_BYTES, threads)
+    st = images.stat()
+    return {"algorithm": "sha256",
+            "attributes.csv": _sha256_file(path / "attributes.csv"),
+            "split.npy": _sha256_file(path / "split.npy"),
+            "images.npy": {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "data_offset": data_offset,
+                           "chunk_bytes": CHUNK_BYTES, "chunks": chunks}}
+
+
+def _value(v) -> str:
+    return repr(v.item() if isinstance(v, np.generic) else v)
+
+
+def _read_attributes(path: Path, meta: dict) -> pd.DataFrame:
+    """attributes.csv as int8, every value checked against the range of its column (0..K-1, K the
+    classes it had when built; 0..1 for a binary attribute). Raises _Damage naming the line, the
+    image, the column and the value."""
+    try:
+        raw = pd.read_csv(path / "attributes.csv", index_col=0, dtype={"image_id": str})
+    except (ValueError, UnicodeDecodeError) as e:  # pandas' parser and empty-file errors are ValueErrors
+        raise _Damage(f"attributes.csv cannot be read as a table ({type(e).__name__}: {e})") from None
+    names, n = [str(c) for c in meta.get("attributes", [])], int(meta["count"])
+    if [str(c) for c in raw.columns] != names:
+        raise _Damage(f"attributes.csv has the columns {list(raw.columns)}, meta.json lists {names}")
+    if len(raw) != n:
+        raise _Damage(f"attributes.csv has {len(raw)} rows, images.npy has {n}")
+    counts = meta["attribute_counts"]
+    top = np.array([max(2, len(counts.get(name) or ())) - 1 for name in names], np.int64)
+    if all(pd.api.types.is_integer_dtype(t) for t in raw.dtypes):  # the usual case: one vectorised pass
+        values = raw.to_numpy(np.int64)
+        if not ((values < 0) | (values > top)).any():
+            return raw.astype(np.int8)
+    for j, name in enumerate(names):
+        column = raw[name]
+        k = int(top[j]) + 1
+        values = pd.to_numeric(column, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+        bad = ~np.isfinite(values)
+        ok = ~bad
+        bad[ok] = (values[ok] != np.round(values[ok])) | (values[ok] < 0) | (values[ok] > k - 1)
+        if bad.any():
+            i = int(np.argmax(bad))
+            more = int(bad.sum()) - 1
+            raise _Damage(
+                f"attributes.csv, line {i + 2} (image {raw.index[i]}): attribute {name!r} has the value "
+                f"{_value(column.iloc[i])}, outside its range 0..{k - 1}"
+                + (" (the cache stores a binary attribute as 0/1, not -1/1)" if k == 2 else "")
+                + (f"; {more} more value(s) of that column are outside it" if more else ""))
+    return raw.astype(np.int8)
+
+
+def _read_split(path: Path, meta: dict, filenames) -> np.ndarray:
+    """split.npy as int8, every value checked to be 0, 1 or 2 (raises _Damage naming the row and image)."""
+    n = int(meta["count"])
+    try:
+        split = np.load(path / "split.npy", allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise _Damage(f"split.npy cannot be read ({e})") from None
+    if split.ndim != 1 or len(split) != n or not np.issubdtype(split.dtype, np.integer):
+        raise _Damage(f"split.npy holds {split.dtype} of shape {split.shape}, expected {n} values 0/1/2")
+    bad = (split < 0) | (split > 2)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise _Damage(f"split.npy, row {i} (image {filenames[i]}): the split value {int(split[i])} is not "
+                      f"0 (train), 1 (valid) or 2 (test)" + (f"; {int(bad.sum()) - 1} more such value(s)"
+                                                            if bad.sum() > 1 else ""))
+    return split.astype(np.int8)
+
+
+def _split_counts(split) -> list[int]:
+    return np.bincount(np.asarray(split, np.int64), minlength=3)[:3].tolist()
+
+
+def _empty_splits(counts) -> list[str]:
+    return [f"{name} ({code})" for code, (name, c) in enumerate(zip(SPLIT_NAMES, counts)) if c == 0]
+
+
+def _table_difference(path: Path, meta: dict, name: str) -> str:
+    """What changed in table ``name``, whose checksum differs from the one recorded when it was built."""
+    diffs = []
+    try:
+        table = _read_attributes(path, meta)
+        if name == "attributes.csv":
+            for column, built in meta["attribute_counts"].items():
+                now = np.bincount(table[column].to_numpy(np.int64), minlength=len(built)).tolist()
+                if now == built:
+                    continue
+                if len(now) == 2:
+                    diffs.append(f"{column!r} has {now[1]:,} positive of {len(table):,} now, {built[1]:,} when built")
+                else:
+                    diffs.append(f"{column!r} counts {now} per class now, {built} when built")
+            if len(diffs) > 3:
+                diffs[3:] = [f"and {len(diffs) - 3} more column(s)"]
+        else:
+            counts = _split_counts(_read_split(path, meta, table.index))
+            built = [meta["split_counts"].get(k) for k in SPLIT_NAMES]
+            empty = _empty_splits(counts)
+            if empty:
+                diffs.append(f"it puts no image in the {' and '.join(empty)} split")
+            if counts != built:
+                diffs.append(f"train/valid/test {'/'.join(map(str, counts))} now, {'/'.join(map(str, built))} "
+                             "when built")
+    except _Damage as e:
+        return str(e)
+    changed = f"{name} differs from the checksum recorded when the cache was built"
+    if not diffs:
+        return f"{changed} (the same counts: some values, or only the layout, changed)"
+    return f"{changed}: {'; '.join(diffs)}"
+
+
+def _images_problem(path: Path, meta: dict, full: bool) -> str | None:
+    """None if the chunks of images.npy checked match their checksums, else what differs. Checked: all
+    of them with ``full`` or when the file was modified since it was built, else the first, the last
+    and SAMPLED_CHUNKS drawn at random."""
+    info = meta["checksums"]["images.npy"]
+    images = path / "images.npy"
+    st = images.stat()
+    if st.st_size != info["bytes"]:
+        return f"images.npy has {st.st_size:,} bytes, {info['bytes']:,} when it was built"
+    digests, chunk = info["chunks"], int(info["chunk_bytes"])
+    n = len(digests)
+    modified = st.st_mtime_ns != info["mtime_ns"]
+    if full or modified or n <= 2 + SAMPLED_CHUNKS:
+        todo = list(range(n))
+    else:
+        todo = sorted({0, n - 1, *random.sample(range(1, n - 1), SAMPLED_CHUNKS)})
+    found = _chunk_digests(images, todo, chunk, threads=min(4, os.cpu_count() or 1) if len(todo) > 4 else 1)
+    bad = [i for i, digest in zip(todo, found) if digest != digests[i]]
+    if not bad:
+        return None
+    first, row_bytes, offset = bad[0], 3 * int(meta["size"]) ** 2, int(info["data_offset"])
+    a, b = first * chunk, min((first + 1) * chunk, info["bytes"]) - 1
+    rows = f"image rows {max(0, a - offset) // row_bytes}..{max(0, b - offset) // row_bytes}"
+    return (f"{len(bad)} of the {len(todo)} checked chunks of images.npy (of {n}, {chunk:,} bytes each) differ from "
+            f"the checksums recorded when it was built (first: bytes {a:,}..{b:,}, {rows})"
+            + ("; the file was modified after it was built" if modified else ""))
+
+
+def _stamps(path: Path) -> tuple | None:
+    try:
+        return (os.path.realpath(path),) + tuple(
+            (st.st_ino, st.st_size, st.st_mtime_ns) for st in (os.stat(path / name) for name in _FILES))
+    except OSError:
+        return None
+
+
+def _problem(path: Path, meta: dict, full: bool = False) -> str | None:
+    """None if the complete cache in ``path`` matches the checksums of its meta.json (the tables
+    wholly, images.npy in sampled chunks, or wholly with ``full``), else what differs. A cache found
+    intact is not checked again in this process until one of its files changes (see _CHECKED)."""
+    key = _stamps(path)
+    if not full and key is not None and key in _CHECKED:
+        return None
+    try:
+        sums = meta["checksums"]
+        problem = next((_table_difference(path, meta, name) for name in ("attributes.csv", "split.npy")
+                        if _sha256_file(path / name) != sums.get(name)), None)
+        problem = problem or _images_problem(path, meta, full)
+    except OSError as e:
+        problem = f"its files cannot be read ({e})"
+    except (KeyError, TypeError, ValueError) as e:
+        problem = f"its meta.json is malformed ({type(e).__name__}: {e})"
+    if problem is None and key is not None:
+        _CHECKED.add(key)
+    return problem
+
+
+def _check_cache_splits(path: Path, meta: dict, split: np.ndarray) -> None:
+    """Refuse a cache (whose checksums match: its source was so) that leaves a split without images."""
+    empty = _empty_splits(_split_counts(split))
+    if empty:
+        source = meta.get("partition_file") or f"the default 80/10/10 split of {meta.get('root')}"
+        raise DataError(
+            f"The cache {path} has no image in the {' and '.join(empty)} split (from {source}); training checks "
+            "itself on the validation images, `fader evaluate` and `fader grid` use the test images. Give every "
+            f"split images in the partition file, then run {_rebuild_command(path, meta)}.")
+
+
+def _rebuild_command(path: Path, meta: dict) -> str:
+    """The command that rebuilds the cache in ``path`` from its source."""
+    root = str(meta.get("root") or path.parent.parent)
+    command = f"fader prepare {shlex.quote(root)} --size {meta.get('size', path.name)} --force"
+    if os.path.realpath(path.parent) != os.path.realpath(Path(root) / "fader_cache"):
+        command += f" --cache-dir {shlex.quote(str(path.parent))}"
+    return command
+
+
+def _damaged(path: Path, meta: dict, reason: str) -> DataError:
+    return DataError(
+        f"The cache {path} cannot be used: {reason}. It was changed after it was built (edited by hand, or "
+        f"damaged on disk), so it is refused rather than trained on. Rebuild it from the source images: "
+        f"{_rebuild_command(path, meta)} (prepare(data_dir, size, force=True) in Python).")
+
+
+def _check_source_splits(celeba: CelebA) -> None:
+    """Refuse a data set that leaves a split without images, before anything is decoded."""
+    counts = celeba.split_counts().tolist()
+    empty = _empty_splits(counts)
+    if not empty:
+        return
+    found = f"train {counts[0]:,}, valid {counts[1]:,}, test {counts[2]:,}"
+    needed = ("Every split is needed: training checks itself on the validation images, `fader evaluate` and "
+              "`fader grid` use the test images.")
+    if celeba.partition_file is not None:
+        raise DataError(
+            f"{celeba.partition_file} puts no image in the {' and '.join(empty)} split ({found}). {needed} Fix it "
+            "so that every split has images (0 train, 1 valid, 2 test; CelebA's own list_eval_partition.txt has "
+            f"162,770 / 19,867 / 19,962), or move it out of {celeba.root} to use a default 80/10/10 split; then "
+            "run the command again.")
+    raise DataError(
+        f"The default 80/10/10 split of the {len(celeba)} images of {celeba.attribute_file} (there is no partition "
+        f"file) leaves the {' and '.join(empty)} split empty ({found}). {needed} Use at least 10 images, or add a "
+        f"partition file list_eval_partition.txt (one 'filename 0|1|2' line per image) to {celeba.root}.")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -192,6 +568,15 @@ def _check_disk_space(base: Path, n: int, size: int) -> None:
             f"FADER_CACHE=DIR; cache_dir=... in Python).")
 
 
+def _disk_full(base: Path, n: int, size: int) -> DataError:
+    """The message for a disk that filled while the cache was written (its partial folder already removed)."""
+    need = n * 3 * size * size + DISK_MARGIN_BYTES
+    return DataError(
+        f"not enough disk space: need {_gb(need)}, free {_gb(free_bytes(base))} at {base}; free some space, or put "
+        "the cache on another disk with --cache-dir DIR (FADER_CACHE=DIR; cache_dir=... in Python). The partial "
+        "cache was removed: run the same command again once there is room.")
+
+
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return False  # a folder of ours left by an earlier, failed call
@@ -231,7 +616,7 @@ def _pool_context():
     return None
 
 
-def _decode_all(npy: Path, paths: list[str], size: int, crop, skip_bad: bool, workers: int,
+def _decode_all(npy: Path, offset: int, paths: list[str], size: int, crop, skip_bad: bool, workers: int,
                 progress: bool) -> list:
     chunks = _chunks(len(paths), workers)
     bar = progress_bar(len(paths), f"prepare {size}px", "img", progress)
@@ -239,7 +624,7 @@ def _decode_all(npy: Path, paths: list[str], size: int, crop, skip_bad: bool, wo
 
     def inline(todo):
         for a, b in todo:
-            skipped.extend(_decode_chunk(str(npy), a, paths[a:b], size, crop, skip_bad))
+            skipped.extend(_decode_chunk(str(npy), offset, a, paths[a:b], size, crop, skip_bad))
             bar.update(b - a)
 
     try:
@@ -249,7 +634,7 @@ def _decode_all(npy: Path, paths: list[str], size: int, crop, skip_bad: bool, wo
             done = set()
             try:
                 with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
-                    futures = {pool.submit(_decode_chunk, str(npy), a, paths[a:b], size, crop,
+                    futures = {pool.submit(_decode_chunk, str(npy), offset, a, paths[a:b], size, crop,
                                            skip_bad): (a, b) for a, b in chunks}
                     try:
                         for future in as_completed(futures):
@@ -261,10 +646,11 @@ def _decode_all(npy: Path, paths: list[str], size: int, crop, skip_bad: bool, wo
                             future.cancel()
                         raise
             except BrokenProcessPool as e:
+                why = ("a worker was killed (out of memory, or by a signal)" if _pool_context() is not None else
+                       "in a script, put the call under `if __name__ == \"__main__\":`")
                 warnings.warn(
                     f"The worker processes stopped ({e}); decoding the remaining images in this "
-                    "process instead (slower). In a script, put the call under "
-                    "`if __name__ == \"__main__\":`; pass workers=1 to skip the pool.",
+                    f"process instead (slower). Likely cause: {why}; pass workers=1 to skip the pool.",
                     RuntimeWarning, stacklevel=3)
                 inline([c for c in chunks if c not in done])
     finally:
@@ -272,17 +658,22 @@ def _decode_all(npy: Path, paths: list[str], size: int, crop, skip_bad: bool, wo
     return sorted(skipped)
 
 
-def _compact(tmp: Path, keep: np.ndarray, size: int) -> None:
-    """Rewrite images.npy without the skipped rows."""
+def _compact(tmp: Path, keep: np.ndarray, size: int) -> int:
+    """Rewrite images.npy without the skipped rows; return where its data begin."""
     full = np.load(tmp / "images.npy", mmap_mode="r")
     rows = np.flatnonzero(keep)
-    out = np.lib.format.open_memmap(tmp / "images.compact.npy", mode="w+", dtype=np.uint8,
-                                    shape=(len(rows), 3, size, size))
-    for a in range(0, len(rows), 1024):
-        out[a:a + 1024] = full[rows[a:a + 1024]]
-    out.flush()
-    del out, full
+    offset = _create_npy(tmp / "images.compact.npy", (len(rows), 3, size, size))
+    row_bytes = 3 * size * size
+    fd = os.open(tmp / "images.compact.npy", os.O_WRONLY)
+    try:
+        step = max(1, WRITE_BYTES // row_bytes)
+        for a in range(0, len(rows), step):
+            _write_at(fd, full[rows[a:a + step]], offset + a * row_bytes)
+    finally:
+        os.close(fd)
+    del full
     os.replace(tmp / "images.compact.npy", tmp / "images.npy")
+    return offset
 
 
 # --------------------------------------------------------------------------- prepare
@@ -290,7 +681,8 @@ def _compact(tmp: Path, keep: np.ndarray, size: int) -> None:
 
 def prepare(data_dir: str | os.PathLike | None, size: int, *, cache_dir: str | os.PathLike | None = None,
             workers: int | None = None, skip_bad: bool = False, progress: bool = True,
-            crop: tuple[int, int] | None = (CROP_TOP, CROP_BOTTOM), force: bool = False) -> Path:
+            crop: tuple[int, int] | None = (CROP_TOP, CROP_BOTTOM), force: bool = False,
+            verify: bool = False) -> Path:
     """Decode every image of ``data_dir`` once into ``<cache_dir>/<size>/``; return that folder.
 
     size: output side S (images are S x S). cache_dir: default ``<data_dir>/fader_cache``
@@ -298,10 +690,13 @@ def prepare(data_dir: str | os.PathLike | None, size: int, *, cache_dir: str | o
     all cores). skip_bad: leave unreadable or truncated images out (counted in
     meta.json, with a warning) instead of raising. crop: rows kept before resizing
     (default 20..197, the reference crop; None keeps the whole image).
-    force: rebuild even if up to date.
+    force: rebuild even if up to date. verify: check every byte of an existing cache against
+    its checksums (``fader prepare --verify``), not only the tables and a few chunks.
 
-    An up-to-date cache (same source files, image list, size and crop) is returned
-    at once; otherwise it is rebuilt in a temporary folder and renamed when complete.
+    An up-to-date cache (same source files, image list, image sizes and modification times,
+    size and crop) that matches its checksums is returned at once; otherwise it is rebuilt in a
+    temporary folder and renamed when complete, and a message says why. A data set that leaves
+    a split (train, valid, test) without images is refused before anything is decoded.
     """
     size = int(size)
     if size < 1:
@@ -316,11 +711,20 @@ def prepare(data_dir: str | os.PathLike | None, size: int, *, cache_dir: str | o
     celeba = read_celeba(root)
     target = cache_path(root, size, cache_dir)
     base = target.parent
+    _check_source_splits(celeba)
     fingerprint = _fingerprint(celeba, size, crop)
 
     meta = _read_meta(target)
-    if not force and _up_to_date(target, meta, fingerprint, celeba):
+    reason = "--force (force=True) was given" if force else _why_rebuild(target, meta, fingerprint, celeba, verify)
+    if reason is None:
+        if verify:
+            info = meta["checksums"]["images.npy"]
+            print(f"verified {target}: its tables and all {len(info['chunks'])} chunks of images.npy "
+                  f"({_gb(info['bytes'])}) match the checksums recorded when it was built", flush=True)
+        _record_image_stamp(target, meta)
         return target
+    if meta is not None or target.exists():
+        print(f"rebuilding the cache {target}: {reason}", flush=True)
 
     n = len(celeba)
     if n == 0:
@@ -340,11 +744,14 @@ def prepare(data_dir: str | os.PathLike | None, size: int, *, cache_dir: str | o
         lock.acquire(wait=True, on_wait=lambda holder: print(f"waiting for {holder}, which is building a cache in "
                                                              f"{base} (the work is not done twice)", flush=True))
     except OSError as e:
+        if is_disk_full(e):
+            raise _disk_full(base, n, size) from None
         raise DataError(f"Cannot create the cache folder {base} ({e}): is the data folder read-only? Put the "
                         "cache somewhere writable with --cache-dir DIR (or FADER_CACHE=DIR; cache_dir=... in "
                         "Python), for every command that reads the data.") from None
     try:
-        if not force and _up_to_date(target, _read_meta(target), fingerprint, celeba):
+        fresh = _read_meta(target)
+        if not force and fresh != meta and _why_rebuild(target, fresh, fingerprint, celeba, verify) is None:
             lock.release()
             return target  # built by the process we waited for
         built = _build(celeba, root, target, fingerprint, paths, size, crop, skip_bad, workers, progress)
@@ -355,11 +762,42 @@ def prepare(data_dir: str | os.PathLike | None, size: int, *, cache_dir: str | o
     return built
 
 
-def _up_to_date(target: Path, meta: dict | None, fingerprint: dict, celeba: CelebA) -> bool:
-    """Complete, of the same source and settings, and no skipped image changed since (fixed or replaced)."""
-    if _is_complete(target, meta) is not None or meta.get("fingerprint") != fingerprint:
-        return False
-    return all(_file_stamp_or_none(celeba.image_path(s["file"])) == s.get("stamp") for s in meta.get("skipped", []))
+def _why_rebuild(target: Path, meta: dict | None, fingerprint: dict, celeba: CelebA, full: bool) -> str | None:
+    """None if the cache in ``target`` is complete, of the same source and settings, no skipped image
+    changed since (fixed or replaced) and it matches its checksums (all of images.npy with ``full``);
+    else why it must be rebuilt."""
+    reason = _is_complete(target, meta)
+    if reason is not None:
+        return reason
+    if meta.get("fingerprint") != fingerprint:
+        return _describe_change(meta.get("fingerprint") or {}, fingerprint)
+    if not all(_file_stamp_or_none(celeba.image_path(s["file"])) == s.get("stamp") for s in meta.get("skipped", [])):
+        return "an image left out when it was built (unreadable then) has changed since"
+    problem = _problem(target, meta, full)
+    return None if problem is None else f"it is damaged: {problem}"
+
+
+def _record_image_stamp(target: Path, meta: dict) -> None:
+    """images.npy was modified (or copied) since it was built, and every chunk of it was then found
+    intact (that change triggers a full check): record its new modification time, so that later opens
+    check a sample again. Skipped when the folder is busy or cannot be written."""
+    info = meta["checksums"]["images.npy"]
+    try:
+        mtime = (target / "images.npy").stat().st_mtime_ns
+        if mtime == info["mtime_ns"] or _stamps(target) not in _CHECKED:
+            return
+        lock = FolderLock(target.parent, f"recording the check of the {target.name} px cache").acquire()
+    except (OSError, FolderInUseError):
+        return
+    try:
+        fresh = _read_meta(target)
+        if fresh == meta and (target / "images.npy").stat().st_mtime_ns == mtime:
+            fresh["checksums"]["images.npy"]["mtime_ns"] = mtime
+            atomic_write_text(target / "meta.json", json.dumps(fresh, indent=1))
+    except OSError:
+        pass
+    finally:
+        lock.release()
 
 
 def _file_stamp_or_none(path: Path) -> dict | None:
@@ -380,22 +818,27 @@ def _build(celeba: CelebA, root: Path, target: Path, fingerprint: dict, paths: l
     tmp.mkdir()
     started = time.time()
     try:
-        images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8,
-                                           shape=(n, 3, size, size))
-        del images  # workers open it themselves
+        offset = _create_npy(tmp / "images.npy", (n, 3, size, size))  # its space reserved: ENOSPC now, not later
         workers = max(1, int(workers or os.cpu_count() or 1))
-        skipped = _decode_all(tmp / "images.npy", paths, size, crop, skip_bad, workers, progress)
+        skipped = _decode_all(tmp / "images.npy", offset, paths, size, crop, skip_bad, workers, progress)
 
         keep = np.ones(n, bool)
         keep[[row for row, _, _ in skipped]] = False
         if not keep.any():
             raise DataError(f"None of the {n} images in {celeba.image_dir} could be read (first: "
                             f"{skipped[0][1]}: {skipped[0][2]}). Re-extract or re-download them.")
+        split = celeba.split.to_numpy(np.int8)[keep]
+        empty = _empty_splits(_split_counts(split))
+        if empty and skipped:  # (a split empty in the source was refused before decoding)
+            raise DataError(
+                f"Without the {len(skipped)} unreadable image(s) left out (first: {skipped[0][1]}), no image is "
+                f"left in the {' and '.join(empty)} split. Re-extract or re-download the images (the cache "
+                "was not written).")
         if skipped:
-            _compact(tmp, keep, size)
+            offset = _compact(tmp, keep, size)
         table = celeba.attributes.loc[keep]
         table.to_csv(tmp / "attributes.csv")
-        np.save(tmp / "split.npy", celeba.split.to_numpy(np.int8)[keep])
+        np.save(tmp / "split.npy", split)
         meta = {
             "complete": True,
             "format_version": FORMAT_VERSION,
@@ -408,8 +851,12 @@ def _build(celeba: CelebA, root: Path, target: Path, fingerprint: dict, paths: l
             "skipped": [{"file": name, "reason": reason, "stamp": _file_stamp_or_none(celeba.image_path(name))}
                         for _, name, reason in skipped],
             "attributes": list(table.columns),
-            "split_counts": dict(zip(SPLIT_NAMES, np.bincount(celeba.split.to_numpy()[keep],
-                                                              minlength=3)[:3].tolist())),
+            # per attribute, the number of images of each class 0..K-1: the range its values must keep
+            "attribute_counts": {str(c): np.bincount(table[c].to_numpy(np.int64), minlength=2).tolist()
+                                 for c in table.columns},
+            "split_counts": dict(zip(SPLIT_NAMES, _split_counts(split))),
+            "checksums": _checksums(tmp, offset, workers),
+            "partition_file": None if celeba.partition_file is None else str(celeba.partition_file.resolve()),
             "root": str(root.resolve()),
             "layout": celeba.layout,
             "image_dir": str(celeba.image_dir.resolve()),
@@ -420,8 +867,10 @@ def _build(celeba: CelebA, root: Path, target: Path, fingerprint: dict, paths: l
         # meta.json is written last, then the whole folder is renamed at once.
         atomic_write_text(tmp / "meta.json", json.dumps(meta, indent=1))
         _publish(tmp, target)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(e):
+            raise _disk_full(base, n, size) from None
         raise
     if skipped:
         warnings.warn(
@@ -546,34 +995,41 @@ def split_code(split: str | int) -> int:
     raise DataError(f"Unknown split {split!r}: use 'train' (0), 'valid' (1), 'test' (2) or 'all'.")
 
 
-def load_prepared(cache_path: str | os.PathLike) -> Prepared:
+def load_prepared(cache_path: str | os.PathLike, verify: bool = False) -> Prepared:
     """Open a cache folder written by :func:`prepare` (e.g. ``data/synthetic/fader_cache/64``).
 
-    Refuses, with :class:`DataError`, a folder that is not a complete cache (an
-    interrupted preparation, a missing or truncated file).
+    Refuses, with :class:`DataError`, a folder that is not a complete cache (an interrupted
+    preparation, a missing or truncated file, another format version), a table value out of its
+    range (named: the file, line, image, column and value), a split without images, and files that
+    do not match the checksums recorded when it was built: the tables wholly, images.npy in a few
+    chunks (all of them with ``verify``, or when it was modified since it was built). The message
+    says the command that rebuilds it. A cache found intact is not checked again in this process.
     """
     path = Path(cache_path).expanduser()
     meta = _read_meta(path)
     reason = _is_complete(path, meta)
     if reason is not None:
         raise DataError(
-            f"{path} is not a complete faderlib cache: {reason}. Run prepare(data_dir, size) "
-            "to (re)build it; folders named .<size>.tmp-<pid> are "
-            "interrupted preparations and are never used.")
+            f"{path} is not a complete faderlib cache: {reason}. Rebuild it: "
+            f"{_rebuild_command(path, meta or {})} (prepare(data_dir, size) in Python); folders named "
+            ".<size>.tmp-<pid> are interrupted preparations and are never used.")
     n, size = int(meta["count"]), int(meta["size"])
     header = np.load(path / "images.npy", mmap_mode="r")
     if header.shape != (n, 3, size, size) or header.dtype != np.uint8:
-        raise DataError(f"{path / 'images.npy'}: expected uint8 {(n, 3, size, size)}, found "
-                        f"{header.dtype} {header.shape}. Rebuild it with prepare(..., force=True).")
+        raise _damaged(path, meta, f"images.npy holds {header.dtype} {header.shape}, meta.json says uint8 "
+                                   f"{(n, 3, size, size)}")
     del header
-    attributes = pd.read_csv(path / "attributes.csv", index_col=0, dtype={"image_id": str})
-    attributes = attributes.astype(np.int8)
-    split = np.load(path / "split.npy").astype(np.int8)
-    if len(attributes) != n or len(split) != n:
-        raise DataError(f"{path}: attributes.csv has {len(attributes)} rows and split.npy {len(split)}, "
-                        f"but images.npy has {n}. Rebuild it with prepare(..., force=True).")
+    try:
+        attributes = _read_attributes(path, meta)
+        split = _read_split(path, meta, attributes.index)
+    except _Damage as e:
+        raise _damaged(path, meta, str(e)) from None
+    problem = _problem(path, meta, full=verify)
+    if problem is not None:
+        raise _damaged(path, meta, problem)
+    _check_cache_splits(path, meta, split)
     return Prepared(path=path, attributes=attributes, split=split,
-                    filenames=[str(f) for f in attributes.index], size=size,
+                    filenames=[str(f) for f in attributes.index.to_numpy(dtype=object)], size=size,
                     root=Path(meta.get("root", path.parent.parent)), meta=meta)
 
 

@@ -163,7 +163,7 @@ def cmd_synth(args) -> int:
 
 def cmd_prepare(args) -> int:
     path = prepare(resolve_data_dir(args.data_dir), args.size, cache_dir=args.cache_dir,
-                   workers=args.workers, skip_bad=args.skip_bad, force=args.force)
+                   workers=args.workers, skip_bad=args.skip_bad, force=args.force, verify=args.verify)
     print(f"cache ready: {path}")
     return 0
 
@@ -270,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="processes (default: every core)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted) instead of stopping")
     p.add_argument("--force", action="store_true", help="rebuild the cache even if it looks up to date")
+    p.add_argument("--verify", action="store_true", help="check every byte of the cache against its checksums "
+                   "(opening checks the tables and a few chunks); a damaged cache is rebuilt")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="train a Fader network (resumes when --out holds the same run)")

@@ -20,6 +20,7 @@ Images stay on disk in a memory map: resident memory does not grow with the data
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -34,7 +35,7 @@ from .errors import DataError
 from .images import to_float
 
 __all__ = ["FaderDataset", "balanced_weights", "class_balanced_weights", "minority_shares", "choose_balance",
-           "make_loader", "BALANCE_BELOW"]
+           "make_loader", "check_attributes_vary", "BALANCE_BELOW"]
 
 #: Attributes rarer than this (the share of their rarer class in the training split) are drawn
 #: class-balanced by the course's recipe (``balance="auto"``). Eyeglasses: 6.5 % in CelebA.
@@ -51,7 +52,9 @@ class FaderDataset(Dataset):
     prepared: a :class:`~faderlib.cache.Prepared` or the path of a cache folder.
     split: ``"train"``, ``"valid"``, ``"test"`` (or 0/1/2) or ``"all"``.
     attributes: names from the attribute table, e.g. ``("Smiling",)`` or
-    ``("Smiling", "Male")``; an unknown name raises with the closest valid one.
+    ``("Smiling", "Male")``; an unknown name raises with the closest valid one. For the training
+    split, an attribute with a single value there (no positive, or no negative, example) is refused
+    (:func:`check_attributes_vary`): there would be nothing to learn.
     """
 
     def __init__(self, prepared: Prepared | str | os.PathLike, split: str | int = "train",
@@ -68,6 +71,8 @@ class FaderDataset(Dataset):
         #: Classes per attribute (2 for a binary one), counted over the whole table.
         self.n_classes = tuple(max(2, int(table[:, j].max(initial=0)) + 1) for j in range(table.shape[1]))
         self.y = torch.from_numpy(table[self.rows])
+        if not isinstance(split, bool) and split in (0, "train"):
+            check_attributes_vary(prepared, self.attributes, "train")
 
     @property
     def size(self) -> int:
@@ -149,6 +154,42 @@ class FaderDataset(Dataset):
         return idx
 
 
+def check_attributes_vary(data, attributes: Sequence[str], split: str | int | None = "train") -> None:
+    """Refuse an attribute with a single value in ``split`` (or ``"all"``): no positive (or no negative) example.
+
+    data: a :class:`~faderlib.cache.Prepared` (or anything with an ``attributes`` table and a
+    ``split``). A Fader network learns to change an attribute from images of both values; with one
+    value the decoder learns to ignore it, the latent discriminator has nothing to predict, and the
+    evaluation scores read perfect while saying nothing. Raises :class:`DataError` naming the
+    attribute, its counts and what to do.
+    """
+    names = check_attributes(list(attributes), data.attributes.columns)
+    everything = split is None or split == "all"
+    rows = np.ones(len(data.split), bool) if everything else np.asarray(data.split) == split_code(split)
+    part = "any split" if everything else f"the {SPLIT_NAMES[split_code(split)]} split"
+    for name in names:
+        labels = data.attributes[name].to_numpy(np.int64)[rows]
+        counts = np.bincount(labels, minlength=2)
+        if (counts > 0).sum() >= 2 or len(labels) == 0:
+            continue
+        where = getattr(data, "root", None) or getattr(data, "path", None) or "the data set"
+        table = getattr(data, "attribute_file", None)  # a CelebA's; a cache records the name in its meta.json
+        if table is None:
+            stamp = ((getattr(data, "meta", None) or {}).get("fingerprint") or {}).get("attribute_file") or {}
+            table = Path(where) / stamp["name"] if stamp.get("name") else "the attribute file of the data set"
+        if len(counts) == 2:
+            missing = "positive" if counts[1] == 0 else "negative"
+            found = f"{counts[0]:,} negative, {counts[1]:,} positive"
+        else:
+            missing, found = "second class", f"all {len(labels):,} are class {int(labels[0])}"
+        raise DataError(
+            f"Attribute {name!r} has no {missing} example in {part} of {where} ({found} of "
+            f"{len(labels):,} images): a Fader network learns to change an attribute from images of both "
+            "values, so there is nothing to learn (and the evaluation would read a meaningless perfect score). "
+            "Choose another attribute (CelebA's rarest, Bald at 2.24 %, still has about 4,500 positive images), "
+            f"or check {table}.")
+
+
 def balanced_weights(dataset: FaderDataset, attribute: str) -> torch.Tensor:
     """Per-example weights (float64, summing to 1) that draw each class of ``attribute`` equally often.
 
@@ -160,6 +201,7 @@ def balanced_weights(dataset: FaderDataset, attribute: str) -> torch.Tensor:
     labels = dataset.prepared.attributes[attribute].to_numpy(np.int64)[dataset.rows]
     if len(labels) == 0:
         raise DataError(f"The {dataset.split!r} split is empty: there is nothing to balance.")
+    check_attributes_vary(dataset.prepared, [attribute], dataset.split)
     return torch.from_numpy(class_balanced_weights(labels))
 
 

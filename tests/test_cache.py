@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -292,9 +294,318 @@ def test_bad_arguments(data):
 
 
 def test_skip_bad_with_every_image_bad(tmp_path):
-    root = write_celeba_fixture(tmp_path, n=3, attributes=ATTRS)
+    root = write_celeba_fixture(tmp_path, n=10, attributes=ATTRS)  # 7/1/2: no split empty (3 images leave valid empty)
     for f in (root / "img_align_celeba").iterdir():
         f.write_bytes(b"broken")
-    with pytest.raises(DataError, match="None of the 3 images"):
+    with pytest.raises(DataError, match="None of the 10 images"):
         prepare(root, S, progress=False, skip_bad=True)
     assert os.listdir(root / "fader_cache") == []
+
+
+# --------------------------------------------------------------------------- caches that prove what they hold
+
+
+def _rebuild_command(data: Path, size: int = S) -> str:
+    return f"fader prepare {data} --size {size} --force"
+
+
+def _overwrite(path: Path, offset: int, data: bytes, keep_mtime: bool = False) -> None:
+    """Write ``data`` into ``path`` at ``offset``; the modification time moves on by a second (so
+    that it differs even on a coarse clock), or stays as it was with ``keep_mtime`` (damage that no
+    write recorded: a bad sector, a bit flip)."""
+    st = path.stat()
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(data)
+    mtime = st.st_mtime_ns if keep_mtime else st.st_mtime_ns + 10**9
+    os.utime(path, ns=(st.st_atime_ns, mtime))
+
+
+def test_damaged_images_are_refused_at_open_and_rebuilt_by_prepare(data, capsys):
+    path = prepare(data, S, progress=False, workers=1)
+    capsys.readouterr()
+    # as in the issue: bytes overwritten inside images.npy, here with white
+    _overwrite(path / "images.npy", 2000, b"\xff" * 3000)
+    with pytest.raises(DataError) as err:
+        load_prepared(path)
+    msg = str(err.value)
+    assert f"The cache {path} cannot be used" in msg and "chunks of images.npy" in msg
+    assert "differ from the checksums recorded when it was built" in msg and "bytes 0..18,559" in msg
+    assert _rebuild_command(data) in msg
+    # the source is there: prepare() rebuilds, and says why
+    assert prepare(data, S, progress=False, workers=1) == path
+    out = capsys.readouterr().out
+    assert f"rebuilding the cache {path}: it is damaged: 1 of the 1 checked chunks of images.npy" in out
+    p = load_prepared(path)
+    np.testing.assert_array_equal(p.images[2], _reference_decode(data / "img_align_celeba" / "000003.jpg", S))
+
+
+def test_edited_attributes_are_caught_by_their_checksum(data, capsys):
+    path = prepare(data, S, progress=False, workers=1)
+    capsys.readouterr()
+    table = pd.read_csv(path / "attributes.csv", index_col=0)
+    table[:] = 1  # every value set to 1: all within range, only the checksum can tell
+    table.to_csv(path / "attributes.csv")
+    with pytest.raises(DataError) as err:
+        load_prepared(path)
+    msg = str(err.value)
+    assert "attributes.csv differs from the checksum recorded when the cache was built" in msg
+    built = fixture_tables(24, ATTRS)[0]["Eyeglasses"].sum()
+    assert f"'Eyeglasses' has 24 positive of 24 now, {built} when built" in msg
+    assert _rebuild_command(data) in msg
+    prepare(data, S, progress=False, workers=1)
+    assert "rebuilding the cache" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(load_prepared(path).attributes, fixture_tables(24, ATTRS)[0])
+
+
+def test_replaced_source_images_rebuild_the_cache(data, capsys):
+    path = prepare(data, S, progress=False, workers=1)
+    capsys.readouterr()
+    images = data / "img_align_celeba"
+    from celeba_fixture import fixture_image
+    for i in range(3, 8):  # five JPEGs replaced by other faces; the tables, the names and the count unchanged
+        target = images / f"{i + 1:06d}.jpg"
+        stamp = target.stat()
+        fixture_image(i + 100).save(target, quality=90)
+        os.utime(target, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10**9))
+    prepare(data, S, progress=False, workers=1)
+    out = capsys.readouterr().out
+    assert f"rebuilding the cache {path}: the source images changed" in out
+    p = load_prepared(path)
+    np.testing.assert_array_equal(p.images[5], _reference_decode(images / "000006.jpg", S))
+    assert prepare(data, S, progress=False, workers=1) == path and capsys.readouterr().out == ""  # now up to date
+
+
+def test_an_attribute_value_out_of_range_is_refused_by_name(data, capsys):
+    path = prepare(data, S, progress=False, workers=1)
+    capsys.readouterr()
+    text = (path / "attributes.csv").read_text().splitlines()
+    assert text[4].startswith("000004.jpg,")
+    fields = text[4].split(",")
+    fields[3] = "7"  # Smiling, the third attribute
+    text[4] = ",".join(fields)
+    (path / "attributes.csv").write_text("\n".join(text) + "\n")
+    with pytest.raises(DataError) as err:
+        load_prepared(path)
+    msg = str(err.value)
+    assert ("attributes.csv, line 5 (image 000004.jpg): attribute 'Smiling' has the value 7, outside its range 0..1"
+            in msg)
+    assert _rebuild_command(data) in msg
+    from faderlib.data import FaderDataset
+    with pytest.raises(DataError, match="'Smiling' has the value 7"):  # what training opens
+        FaderDataset(path, "train", ("Smiling",))
+    # with the source at hand, prepared() (what `fader train` calls) rebuilds it and says why
+    p = prepared(data, S, progress=False, workers=1)
+    assert "it is damaged: attributes.csv, line 5 (image 000004.jpg): attribute 'Smiling' has the value 7" in \
+        capsys.readouterr().out
+    assert p.attributes["Smiling"].max() == 1
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (np.zeros(24, np.int8), "split.npy differs from the checksum recorded when the cache was built: it puts no image "
+                            "in the valid (1) and test (2) split; train/valid/test 24/0/0 now, 16/3/5 when built"),
+    (np.array([0] * 3 + [5] + [0] * 12 + [1] * 3 + [2] * 5, np.int8),
+     "split.npy, row 3 (image 000004.jpg): the split value 5 is not 0 (train), 1 (valid) or 2 (test)"),
+])
+def test_an_edited_split_is_refused_by_name(data, edit, expected):
+    path = prepare(data, S, progress=False, workers=1)
+    np.save(path / "split.npy", edit)
+    with pytest.raises(DataError) as err:
+        load_prepared(path)
+    assert expected in str(err.value) and _rebuild_command(data) in str(err.value)
+
+
+@pytest.mark.parametrize("missing, code", [("valid", 1), ("test", 2)])
+def test_a_partition_without_valid_or_test_images_is_refused_before_decoding(tmp_path, capsys, missing, code):
+    split = [0] * 16 + [1] * 3 + [2] * 5
+    split = [0 if k == code else k for k in split]
+    data = write_celeba_fixture(tmp_path / "celeba", n=24, attributes=ATTRS, split=split)
+    with pytest.raises(DataError) as err:
+        prepare(data, S, progress=False)
+    msg = str(err.value)
+    assert f"{data / 'list_eval_partition.txt'} puts no image in the {missing} ({code}) split" in msg
+    assert "move it out of" in msg and "default 80/10/10 split" in msg
+    assert not (data / "fader_cache").exists()  # refused before anything was written
+    from faderlib.cli import main
+    assert main(["prepare", str(data), "--size", str(S)]) == 2
+    err_out = capsys.readouterr().err
+    assert f"fader prepare: error: {data / 'list_eval_partition.txt'} puts no image in the {missing}" in err_out
+    assert "Traceback" not in err_out
+
+
+def test_an_empty_split_stops_train_evaluate_and_grid_with_a_message(tmp_path, capsys, monkeypatch):
+    from faderlib.cli import main
+    data = write_celeba_fixture(tmp_path / "celeba", n=24, attributes=ATTRS)
+    partition = data / "list_eval_partition.txt"
+    good = partition.read_text()
+    run = tmp_path / "run"
+    argv = ["train", "--recipe", "tiny", "--data", str(data), "--attrs", "Smiling", "--size", "32", "--steps", "2",
+            "--batch-size", "4", "--eval-every", "2", "--eval-images", "2", "--device", "cpu", "--out", str(run),
+            "--quiet"]
+    for value, name in ((1, "valid (1)"), (2, "test (2)")):
+        partition.write_text(good.replace(f" {value}\n", " 0\n"))  # no validation image, then no test image
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"fader train: error: {partition} puts no image in the {name} split" in err and "Traceback" not in err
+        assert not list(run.rglob("*.pt"))  # stopped before training: no checkpoint
+    # a run trained on such a data set by an earlier faderlib, which let it through: evaluate and grid say why
+    with monkeypatch.context() as m:
+        m.setattr(cache, "_check_source_splits", lambda celeba: None)
+        m.setattr(cache, "_check_cache_splits", lambda path, meta, split: None)
+        assert main(argv) == 0
+    assert main(["evaluate", str(run)]) == 2
+    assert main(["grid", str(run), "--out", str(tmp_path / "grid.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count(f"{partition} puts no image in the test (2) split") == 2 and "Traceback" not in err
+    assert not (tmp_path / "grid.png").exists()
+
+
+def test_verify_finds_damage_that_the_sampled_check_misses(data, monkeypatch, capsys):
+    monkeypatch.setattr(cache, "CHUNK_BYTES", 1024)  # 19 chunks of the 18,560 bytes
+    monkeypatch.setattr(cache, "SAMPLED_CHUNKS", 0)  # an open checks the first and the last only
+    path = prepare(data, S, progress=False, workers=1)
+    meta = json.loads((path / "meta.json").read_text())
+    assert len(meta["checksums"]["images.npy"]["chunks"]) == 19
+    # a chunk in the middle damaged without a write that the file system recorded (a bad sector)
+    _overwrite(path / "images.npy", 9 * 1024 + 100, b"\x00" * 50, keep_mtime=True)
+    load_prepared(path)  # missed: chunk 9 is not sampled
+    with pytest.raises(DataError, match=r"1 of the 19 checked chunks of images\.npy .*bytes 9,216\.\.10,239, "
+                                        r"image rows 11\.\.13"):
+        load_prepared(path, verify=True)
+    capsys.readouterr()
+    from faderlib.cli import main
+    assert main(["prepare", str(data), "--size", str(S), "--verify", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "it is damaged: 1 of the 19 checked chunks of images.npy" in out and f"cache ready: {path}" in out
+    np.testing.assert_array_equal(load_prepared(path).images[12],
+                                  _reference_decode(data / "img_align_celeba" / "000013.jpg", S))
+    assert main(["prepare", str(data), "--size", str(S), "--verify"]) == 0
+    assert f"verified {path}: its tables and all 19 chunks of images.npy" in capsys.readouterr().out
+
+
+def test_a_modified_images_file_is_checked_whole(data, monkeypatch, capsys):
+    monkeypatch.setattr(cache, "CHUNK_BYTES", 1024)
+    monkeypatch.setattr(cache, "SAMPLED_CHUNKS", 0)
+    path = prepare(data, S, progress=False, workers=1)
+    images = path / "images.npy"
+    # written to since it was built: every chunk is checked, not a sample
+    _overwrite(images, 9 * 1024 + 100, b"\x00" * 50)
+    with pytest.raises(DataError, match="1 of the 19 checked chunks .*the file was modified after it was built"):
+        load_prepared(path)
+    prepare(data, S, progress=False, workers=1)
+    assert "it is damaged" in capsys.readouterr().out
+    # copied, or touched, with the same bytes: checked whole once, then its new time recorded
+    st = images.stat()
+    os.utime(images, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert prepare(data, S, progress=False, workers=1) == path and "rebuilding" not in capsys.readouterr().out
+    meta = json.loads((path / "meta.json").read_text())
+    assert meta["checksums"]["images.npy"]["mtime_ns"] == images.stat().st_mtime_ns
+
+
+def test_a_cache_is_checked_once_per_process_until_a_file_changes(data, monkeypatch):
+    path = prepare(data, S, progress=False, workers=1)
+    hashed = []
+    real = cache._sha256_file
+    monkeypatch.setattr(cache, "_sha256_file", lambda p: hashed.append(Path(p).name) or real(p))
+    load_prepared(path)
+    assert hashed == ["attributes.csv", "split.npy"]
+    load_prepared(path)
+    prepared(data, S, progress=False)
+    assert hashed == ["attributes.csv", "split.npy"]  # not again
+    st = (path / "split.npy").stat()
+    os.utime(path / "split.npy", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    load_prepared(path)
+    assert hashed == ["attributes.csv", "split.npy"] * 2
+
+
+def test_a_cache_of_another_format_version_is_rebuilt_and_says_so(data, capsys):
+    path = prepare(data, S, progress=False, workers=1)
+    meta = json.loads((path / "meta.json").read_text())
+    meta["format_version"] = 1
+    (path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError) as err:
+        load_prepared(path)
+    assert "it has format version 1, this faderlib reads 2" in str(err.value)
+    assert _rebuild_command(data) in str(err.value)
+    capsys.readouterr()
+    prepare(data, S, progress=False, workers=1)
+    assert f"rebuilding the cache {path}: it has format version 1, this faderlib reads 2" in capsys.readouterr().out
+    assert load_prepared(path).meta["format_version"] == cache.FORMAT_VERSION == 2
+
+
+# --------------------------------------------------------------------------- a full disk
+
+
+def _assert_disk_full_message(msg: str, where: Path) -> None:
+    assert msg.startswith("not enough disk space: need ") and " free " in msg and f"at {where};" in msg
+    assert "--cache-dir" in msg and "run the same command again" in msg
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_disk_that_fills_while_the_workers_write_gives_a_message_and_no_cache(data, tmp_path, monkeypatch,
+                                                                                 workers):
+    real = cache._write_at
+
+    def full_after_the_first_rows(fd, array, position):  # runs in the workers (forked with this patch)
+        if position > 1024:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, array, position)
+
+    monkeypatch.setattr(cache, "_write_at", full_after_the_first_rows)
+    base = tmp_path / "caches"
+    with pytest.raises(DataError) as err:
+        prepare(data, S, progress=False, workers=workers, cache_dir=base)
+    _assert_disk_full_message(str(err.value), base)
+    assert os.listdir(base) == []  # no partial cache, no temporary folder
+    monkeypatch.setattr(cache, "_write_at", real)
+    assert load_prepared(prepare(data, S, progress=False, workers=workers, cache_dir=base)).images.shape[0] == 24
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 512 kB tmpfs (root and a kernel that lets us mount; else the test is skipped)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.parametrize("preallocate", [True, False])
+def test_a_real_full_disk_gives_a_message_and_no_cache(data, small_disk, monkeypatch, capsys, preallocate):
+    # the check before the build passes (say, another job filled the disk meanwhile): the writes meet the full disk
+    monkeypatch.setattr(cache, "_check_disk_space", lambda base, n, size: None)
+    if not preallocate:  # a file system without posix_fallocate: the workers' own writes fail (no SIGBUS)
+        def unsupported(fd, offset, length):
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+        monkeypatch.setattr(os, "posix_fallocate", unsupported)
+    from faderlib.cli import main
+    code = main(["prepare", str(data), "--size", "128", "--cache-dir", str(small_disk), "--workers", "2"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and "Bus error" not in err
+    _assert_disk_full_message(err.split("error: ", 1)[1], small_disk)
+    assert "need 68.3 MB" in err  # 24 x 3 x 128 x 128 and the 64 MiB margin
+    assert [p for p in os.listdir(small_disk) if p != ".fader.lock"] == []
+    assert shutil.disk_usage(small_disk).free > 500_000  # what was written is gone
+
+
+def test_a_killed_worker_is_explained_without_the_main_guard_advice(data, monkeypatch):
+    real = cache.decode_image
+    parent = os.getpid()
+
+    def killed_in_a_worker(path, *args, **kw):
+        if os.getpid() != parent and str(path).endswith("000020.jpg"):
+            os.kill(os.getpid(), 9)  # as the kernel's out-of-memory killer would
+        return real(path, *args, **kw)
+
+    monkeypatch.setattr(cache, "decode_image", killed_in_a_worker)
+    with pytest.warns(RuntimeWarning) as warned:
+        path = prepare(data, S, progress=False, workers=2)
+    msg = str(warned[0].message)
+    assert "a worker was killed (out of memory, or by a signal)" in msg and "__main__" not in msg
+    p = load_prepared(path)  # the rest was decoded in this process: a whole, checked cache
+    np.testing.assert_array_equal(p.images[19], _reference_decode(data / "img_align_celeba" / "000020.jpg", S))

@@ -188,3 +188,27 @@ def test_class_balanced_weights_of_an_array_of_labels():
     for bad in (np.array([0.5, 1.0]), np.array([], dtype=np.int64), np.array([[0, 1]]), np.array([-1, 0])):
         with pytest.raises(DataError, match="class indices 0, 1"):
             class_balanced_weights(bad)
+
+
+def test_an_attribute_that_never_occurs_in_training_is_refused_by_name(tmp_path):
+    # Eyeglasses at -1 for every face (as in the issue): training would learn nothing and evaluate read 1.000
+    values = np.random.default_rng(2).integers(0, 2, size=(N, len(ATTRS)))
+    values[:, 0] = 0
+    values[:, 2] = 1  # Male: every face, so no negative example
+    root = write_celeba_fixture(tmp_path / "celeba", n=N, attributes=ATTRS, values=values,
+                                split=[0] * 30 + [1] * 5 + [2] * 5)
+    prep = load_prepared(prepare(root, S, progress=False, workers=1))
+    with pytest.raises(DataError) as err:
+        FaderDataset(prep, "train", ("Smiling", "Eyeglasses"))
+    msg = str(err.value)
+    assert "'Eyeglasses' has no positive example in the train split" in msg
+    assert "30 negative, 0 positive of 30 images" in msg and "Choose another attribute" in msg
+    assert str(root / "list_attr_celeba.txt") in msg
+    with pytest.raises(DataError, match=r"'Male' has no negative example in the train split .*0 negative, 30 positive"):
+        FaderDataset(prep, "train", ("Male",))
+    # --balance Eyeglasses on another attribute is refused too
+    with pytest.raises(DataError, match="'Eyeglasses' has no positive example"):
+        balanced_weights(FaderDataset(prep, "train", ("Smiling",)), "Eyeglasses")
+    # only the training split is held to it (a test split may lack a class), and Smiling trains
+    assert len(FaderDataset(prep, "test", ("Eyeglasses",))) == 5
+    assert len(FaderDataset(prep, "train", ("Smiling",))) == 30
