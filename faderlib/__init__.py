@@ -12,12 +12,13 @@ Read it in this order (one line per module; docs/paper_notes.md holds the facts 
 
 Around them: ``celeba`` (reading CelebA's tables), ``images`` (preprocessing; pixels <-> x),
 ``cache`` (the memory map), ``feed`` (batches to the device), ``synth`` (the synthetic faces),
-``classifier`` (the judge of swaps), ``runs`` (run folders, their log), ``checkpoint``,
-``files`` (atomic writes, locks, free space), ``devices``, ``progress``, ``errors``; pictures in
-``visual`` (grids), ``plots`` (figures), ``interpolate`` (sweeps beyond [0, 1]), ``edit`` (any
-photo); tables in ``summary`` and ``analysis``; ``demo``, ``course`` (the notebooks' start-up
-glue), ``exercises`` (the checks of the notebooks' exercises) and ``cli`` (the ``fader`` command) on
-top.
+``classifier`` (the judge of swaps), ``metrics`` (accuracy, balanced accuracy, PSNR), ``runs``
+(run folders, their log), ``checkpoint``, ``files`` (atomic writes, locks, free space),
+``devices``, ``progress``, ``errors``; pictures in ``visual`` (grids), ``plots`` (figures),
+``interpolate`` (sweeps beyond [0, 1]), ``edit`` (any photo); tables in ``summary``, ``analysis``
+and ``reports`` (an evaluation in words and tables); ``demo``, ``course`` (the notebooks' start-up
+glue), ``exercises`` (the checks of the notebooks' exercises, one module per notebook) and ``cli``
+(the ``fader`` command) on top.
 """
 
 import os as _os

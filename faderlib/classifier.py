@@ -23,7 +23,8 @@ from .config import ModelConfig, jsonable, parse_attributes
 from .data import FaderDataset
 from .devices import pick_device
 from .files import LOCK_NAME, FolderLock, atomic_write_text
-from .losses import attribute_cross_entropy, correct_counts, predict_classes
+from .losses import attribute_cross_entropy
+from .metrics import correct_counts, predict_classes
 from .models import AttributeClassifier
 from .progress import progress_bar
 from .runs import course_runs

@@ -24,9 +24,10 @@ from .classifier import ClassifierConfig, train_classifier
 from .config import ModelConfig
 from .demo import run_demo
 from .edit import EditNote, edit_image, parse_changes
-from .evaluate import evaluate, format_report
+from .evaluate import evaluate
 from .images import check_output, save_image
 from .interpolate import DEFAULT_ALPHAS, interpolation_grid, interpolation_grid_2d, parse_alphas, save_grid
+from .reports import format_report
 from .runs import load_run
 from .summary import format_table, parameter_counts
 from .synth import generate

@@ -45,10 +45,11 @@ from .cache import prepared
 from .celeba import default_data_dir
 from .classifier import ClassifierConfig, train_classifier
 from .config import jsonable
-from .evaluate import evaluate, mean_swap_accuracy
+from .evaluate import evaluate
 from .interpolate import interpolation_grid
 from .plots import plot_training
 from .progress import Progress
+from .reports import mean_swap_accuracy
 from .runs import load_run, read_metrics
 from .synth import ensure_synthetic
 from .train import TrainConfig, Trainer

@@ -14,7 +14,8 @@ to the paper's):
   :func:`adversarial_loss` gives the second term (without lambda_E).
 
 Attributes are integer class indices of shape (batch, n_attr); the discriminator's
-output holds one block of logits per attribute (2 for a binary one, K for a K-valued one).
+output holds one block of logits per attribute (2 for a binary one, K for a K-valued one);
+the predictions read from them, and how many are right, are measures: :mod:`faderlib.metrics`.
 """
 
 from __future__ import annotations
@@ -37,22 +38,6 @@ def attribute_cross_entropy(logits: torch.Tensor, y: torch.Tensor, config: Model
     for j, block in enumerate(config.attribute_blocks):
         loss = loss + F.cross_entropy(logits[:, block], y[:, j].long())
     return loss
-
-
-def predict_classes(logits: torch.Tensor, config: ModelConfig) -> torch.Tensor:
-    """The most likely value of each attribute, (batch, n_attr), from blocks of logits."""
-    return torch.stack([logits[:, block].argmax(1) for block in config.attribute_blocks], dim=1)
-
-
-def correct_counts(logits: torch.Tensor, y: torch.Tensor, config: ModelConfig) -> torch.Tensor:
-    """How many predictions are right, per attribute (a float tensor of n_attr counts, on CPU)."""
-    return (predict_classes(logits, config) == y).sum(0).float().cpu()
-
-
-def accuracy(logits: torch.Tensor, y: torch.Tensor, config: ModelConfig) -> torch.Tensor:
-    """The share of right predictions in a batch, averaged over attributes: a 0-dim tensor left
-    where the logits are (reading it would make the host wait for the device)."""
-    return (predict_classes(logits, config) == y).sum(0).float().mean() / y.shape[0]
 
 
 def discriminator_loss(logits: torch.Tensor, y: torch.Tensor, config: ModelConfig) -> torch.Tensor:

@@ -44,8 +44,8 @@ from .devices import PRECISIONS, autocast, choose_precision, fits_on_device, ini
 from .errors import CheckpointError, ConfigError, FolderInUseError, TrainingError, did_you_mean
 from .feed import BatchFeed, place, resident_split, split_bytes
 from .files import FolderLock, check_free_space, remove_temporary_files
-from .losses import accuracy, adversarial_loss, correct_counts, discriminator_loss, lambda_e, learning_rate, \
-    patch_loss, reconstruction_loss
+from .losses import adversarial_loss, discriminator_loss, lambda_e, learning_rate, patch_loss, reconstruction_loss
+from .metrics import accuracy, correct_counts
 from .models import AutoEncoder, LatentDiscriminator, PatchDiscriminator
 from .progress import Progress
 from .runs import (FORMAT_VERSION, LogWindow, append_metrics, check_checkpoint_belongs, claim_run_dir, resume_advice,

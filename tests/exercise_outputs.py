@@ -3,29 +3,18 @@ test_exercises.py).
 
 Every code cell that calls checks of ``faderlib.exercises`` (``check_NN_...(...)``) must show one
 status line per call, each with the expected status: ``TODO`` ("not answered yet") in a course
-notebook, whose exercises hold their placeholders, ``PASS`` in a solution notebook.
+notebook, whose exercises hold their placeholders, ``PASS`` in a solution notebook. Which checks a
+cell calls is the library's walker (:func:`faderlib.exercises.checking.checks_called`, tested in
+test_exercises.py); what the executed cells printed is read here, from their outputs.
 """
 
 from __future__ import annotations
 
-import ast
 import re
 
+from faderlib.exercises.checking import checks_called
+
 STATUS = re.compile(r"^(PASS|FAIL|TODO)  exercise (\d\.\d) ")
-CHECK = re.compile(r"^check_\d\d_\w+$")
-
-
-def checks_in(source: str) -> list[str]:
-    """The checks a cell's code calls, in order (its IPython magics left out)."""
-    code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
-    calls = []
-    for node in ast.walk(ast.parse(code)):
-        if isinstance(node, ast.Call):
-            f = node.func
-            name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
-            if CHECK.match(name):
-                calls.append((node.lineno, node.col_offset, name))
-    return [name for *_, name in sorted(calls)]
 
 
 def statuses(cell) -> list[tuple[str, str]]:
@@ -44,7 +33,7 @@ def exercise_output_problems(nb, expected: str) -> list[str]:
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        calls = checks_in(cell.source)
+        calls = checks_called(cell.source)
         printed = statuses(cell)
         if not calls and not printed:
             continue

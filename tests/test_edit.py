@@ -177,7 +177,7 @@ def test_compare_and_classifier_start(run_dir, photos, synthetic_dir, tmp_path):
     clf = load_classifier(tmp_path / "clf")
     raw = clf(x).detach()
     assert y.shape == (1, 3)  # reordered to the run's attributes: Smiling, Eyeglasses, Male
-    from faderlib.losses import predict_classes
+    from faderlib.metrics import predict_classes
 
     assert y[0].tolist() == predict_classes(raw, clf.config)[0, [1, 2, 0]].tolist()
     with warnings.catch_warnings():

@@ -1,4 +1,4 @@
-"""The exercises that check themselves (faderlib/exercises.py) and the teacher's notebooks
+"""The exercises that check themselves (faderlib/exercises/) and the teacher's notebooks
 (tools/solutions.py, notebooks/solutions/).
 
 For every check: a right answer passes, plausible wrong answers fail (each named by the mistake it
@@ -26,6 +26,7 @@ import torch
 
 from faderlib import exercises
 from faderlib.exercises import CHECKS, FAIL, PASS, TODO
+from faderlib.exercises.checking import checks_called
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -353,6 +354,26 @@ def test_a_check_shows_nothing_more_in_a_notebook():
     assert result._ipython_display_() is None and "PASS" in str(result) and result.passed
 
 
+def test_the_walker_finds_the_checks_a_cell_calls_in_order():
+    source = ("%time x = 1\n!ls\nr = exercises.check_02_flip(f) and check_02_code(check_01_x(g))\n"
+              "my_check_02_flip(f), check_2_x(f), print(check_03_lambda)\ncheck_03_lambda(h)")
+    assert checks_called(source) == ["check_02_flip", "check_02_code", "check_01_x", "check_03_lambda"]
+    with pytest.raises(SyntaxError):
+        checks_called("check_02_flip(")
+
+
+def test_one_module_per_notebook_and_no_private_name_crosses_a_module():
+    for name, check in CHECKS.items():
+        assert check.__module__ == "faderlib.exercises." + {"01": "data", "02": "networks", "03": "training",
+                                                            "04": "sliders", "05": "evaluation"}[name[6:8]], name
+    for path in (ROOT / "faderlib" / "exercises").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert not [a.name for a in node.names if a.name.startswith("_")], (path.name, node.module)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id != "self":
+                assert not node.attr.startswith("_") or node.attr.startswith("__"), (path.name, node.attr)
+
+
 # ------------------------------------------------------------------------------------- the sources
 def _all_sources() -> dict[str, Path]:
     found = {p.stem: p for p in sorted(SOURCES.glob("*.txt"))}
@@ -365,7 +386,7 @@ def test_every_course_notebook_has_two_checked_exercises_or_more():
     used = []
     for name, path in sources.items():
         blocks = tool.parse(path.read_text(), path.name)
-        checks = [c for b in blocks if b.kind == "exercise" for c in tool.checks_called(b.source)]
+        checks = [c for b in blocks if b.kind == "exercise" for c in checks_called(b.source)]
         assert len(set(checks)) >= 2, f"{name}: {checks}"
         assert all(c.startswith(f"check_{name[:2]}_") for c in checks), checks
         used += checks
@@ -510,14 +531,14 @@ def test_the_solution_notebooks_run_and_every_check_passes(synthetic_dir, tmp_pa
     """In course order, from notebooks/solutions/, at the tiny size (test_notebooks.py's settings):
     ``execute`` checks that each check cell printed one PASS per check and nothing else."""
     from test_notebooks import TINY, execute
-    from exercise_outputs import checks_in, statuses
+    from exercise_outputs import statuses
 
     names = [n for n in COURSE if (SOLUTIONS / f"{n}.ipynb").is_file()]
     assert names
     for name in names:
         nb = execute(name, tmp_path / "out", folder=SOLUTIONS, **TINY, DATA_DIR=str(synthetic_dir),
                      RUN_DIR=str(tmp_path / "course"))
-        calls = sum(len(checks_in(c.source)) for c in nb.cells if c.cell_type == "code")
+        calls = sum(len(checks_called(c.source)) for c in nb.cells if c.cell_type == "code")
         passed = sum(len(statuses(c)) for c in nb.cells if c.cell_type == "code")
         assert calls >= 2 and passed == calls, name
 

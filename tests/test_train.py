@@ -188,7 +188,7 @@ def test_unknown_attribute_names_the_closest(synthetic_dir, tmp_path):
 
 def _discriminator_accuracy(trainer) -> float:
     """The discriminator's accuracy over the whole training split, in eval mode."""
-    from faderlib.losses import correct_counts
+    from faderlib.metrics import correct_counts
 
     trainer.ae.eval()
     trainer.dis.eval()

@@ -49,9 +49,13 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # this tree's faderlib, whichever is installed
+    sys.path.insert(0, str(ROOT))
+
+from faderlib.exercises.checking import checks_called, without_magics  # noqa: E402 (after the path)
+
 KINDS = ("markdown", "exercise", "solution", "answer")
 HEADER = re.compile(r"^#%%\s+(?P<kind>\w+)\s+(?P<id>[A-Za-z0-9_-]+)(?:\s+after\s+(?P<after>[A-Za-z0-9_-]+))?\s*$")
-CHECK_CALL = re.compile(r"^check_\d\d_\w+$")
 NOTE_ID = "ans-solutions-note"
 
 
@@ -111,7 +115,7 @@ def _validate(blocks: list[Block], name: str) -> None:
             raise SourceError(f"{where}: the {b.kind} block {b.id!r} is empty")
         if b.kind in ("exercise", "solution"):
             try:
-                tree = ast.parse(_python(b.source))
+                tree = ast.parse(without_magics(b.source))
             except SyntaxError as e:
                 raise SourceError(f"{where}: the {b.kind} {b.id!r} is not valid Python ({e.msg}, its line "
                                   f"{e.lineno})") from None
@@ -135,23 +139,6 @@ def _validate(blocks: list[Block], name: str) -> None:
     for ident, b in solutions.items():
         if ident not in exercises:
             raise SourceError(f"{name}:{b.line}: the solution {ident!r} has no '#%% exercise {ident}' block")
-
-
-def _python(source: str) -> str:
-    """A cell's source without its IPython magics (%..., !...), for ast."""
-    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
-
-
-def checks_called(source: str) -> list[str]:
-    """The checks a cell calls (``check_NN_...`` names), in order."""
-    calls = []
-    for node in ast.walk(ast.parse(_python(source))):
-        if isinstance(node, ast.Call):
-            f = node.func
-            name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
-            if CHECK_CALL.match(name):
-                calls.append((node.lineno, node.col_offset, name))
-    return [name for *_, name in sorted(calls)]
 
 
 # ----------------------------------------------------------------------------- building the notebooks
