@@ -196,8 +196,9 @@ def check_output(path: str | os.PathLike, force: bool = False, protect: tuple = 
 
 def save_image(image: Image.Image, path: str | os.PathLike, *, force: bool = False,
                protect: tuple = ()) -> Path:
-    """Write ``image`` in the format its extension names: PNG (lossless: use it for anything
-    measured), or JPEG at quality 95 for ``.jpg``/``.jpeg``; any other extension is refused.
+    """Write ``image`` (a PIL image or a :class:`~faderlib.visual.Picture`) in the format its
+    extension names: PNG (lossless: use it for anything measured), or JPEG at quality 95 for
+    ``.jpg``/``.jpeg``; any other extension is refused.
 
     An existing file is never replaced unless ``force``, and the files in ``protect`` (the
     input photo of an edit, say) never, even with ``force`` (:func:`check_output`).
