@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -59,3 +60,31 @@ def test_a_list_of_alphas_may_start_with_a_negative_number():
     args = build_parser().parse_args(attach_negative_lists(argv))
     assert (args.alphas, args.alphas2, args.index) == ("-1,0,2", "-.5,1", -1)
     assert attach_negative_lists(["grid", "--alphas", "--n", "3"]) == ["grid", "--alphas", "--n", "3"]
+
+
+_SPY = """
+import os, sys
+seen = []
+
+class Spy:  # notes OMP_WAIT_POLICY when torch is imported: libgomp reads it then, once
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            seen.append(os.environ.get("OMP_WAIT_POLICY"))
+
+sys.meta_path.insert(0, Spy())
+import faderlib
+assert "OMP_WAIT_POLICY" not in os.environ  # importing faderlib changes nothing
+from faderlib.__main__ import main
+main(["summary", "--size", "32", "--json"])
+print(seen)
+"""
+
+
+def test_the_fader_command_waits_passively_from_before_torch_loads(monkeypatch, capsys):
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", _SPY], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "['PASSIVE']"
+    from faderlib.__main__ import main as fader
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert fader(["summary", "--size", "32", "--json"]) == 0 and os.environ["OMP_WAIT_POLICY"] == "ACTIVE"  # kept
