@@ -8,10 +8,10 @@ def main(argv: list[str] | None = None) -> int:
 
     PyTorch's OpenMP threads spin while they wait for work. When another process holds a core
     (a notebook kernel, a browser) they fight over the CPU: on a 2-core machine one training
-    step was measured 15x slower (1191 ms against 79 ms with passive waiting); waiting
-    passively costs little when the machine is idle. libgomp reads ``OMP_WAIT_POLICY`` once,
-    as torch loads it: so it is set here, before ``faderlib.cli`` imports torch. A value in
-    the environment is kept.
+    step was measured 15x slower (1191 ms against 79 ms with passive waiting; 4 to 9x fewer
+    images/s in benchmarks/wait_policy.py); waiting passively costs little when the machine
+    is idle. libgomp reads ``OMP_WAIT_POLICY`` once, as torch loads it: so it is set here,
+    before ``faderlib.cli`` imports torch. A value in the environment is kept.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from .cli import main as cli_main

@@ -15,7 +15,7 @@ Images/s are the training's own (``metrics.jsonl``, after the first ``LOG_EVERY`
 * ``faderlib.cli.main`` called from Python, OMP_WAIT_POLICY unset: libgomp's default;
 * ``faderlib.cli.main`` called from Python, OMP_WAIT_POLICY=PASSIVE in the environment.
 
-Run ``python benchmarks/bench_wait_policy.py`` (or ``python benchmarks/run.py wait_policy``).
+Run ``python benchmarks/wait_policy.py`` (not part of ``make bench``: it measures a setting, not the kit).
 A few minutes on 2 cores.
 """
 
