@@ -6,6 +6,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+# PyTorch's CPU threads wait for work without spinning (faderlib/__main__.py says why), in every
+# command below and the notebook kernels they start; a value in your environment is kept.
+export OMP_WAIT_POLICY ?= PASSIVE
+
 .PHONY: install demo test lab app bench clean
 
 install: $(STAMP)

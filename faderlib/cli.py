@@ -33,46 +33,48 @@ from .summary import format_table, parameter_counts
 from .synth import generate
 from .train import RECIPES, TrainConfig, Trainer
 
-#: One flag per setting: field -> (flag, help). Defaults are not here: they come from the
-#: dataclass (and the recipe), and the help text shows them.
+#: One flag per setting: field -> (flag, type, help). The type is what argparse converts the
+#: text to (``str`` for the settings given as words or lists, checked by the dataclass). Defaults
+#: are not here: they come from the dataclass (and the recipe), and the help text shows them.
 TRAIN_FLAGS = {
-    "data_dir": ("--data", "data folder (default: $FADER_DATA, else data/synthetic)"),
-    "attributes": ("--attrs", "comma-separated attributes in the order you want, e.g. Smiling,Eyeglasses or Hair.3"),
-    "image_size": ("--size", "image size: 32, 64, 128 or 256"),
-    "preset": ("--preset", "network preset: 'official' (reference code) or 'paper'"),
-    "steps": ("--steps", "iterations in all (each: one step of each network)"),
-    "batch_size": ("--batch-size", "images per batch"),
-    "lr": ("--lr", "Adam learning rate"),
-    "beta1": ("--beta1", "Adam beta1"),
-    "beta2": ("--beta2", "Adam beta2"),
-    "clip_grad_norm": ("--clip-grad-norm", "gradient norm clipped at, per network"),
-    "lambda_e": ("--lambda-e", "weight lambda_E of the adversarial term after the ramp"),
-    "lambda_ramp": ("--lambda-ramp", "steps over which lambda_E grows from 0"),
-    "lr_decay": ("--lr-decay", "share of the last steps over which the learning rate falls linearly to 0 "
-                               "(0: constant, as the paper)"),
-    "patch_weight": ("--patch-weight", "weight of an image-space patch discriminator (the reference code's option; "
-                                       "0: none, as the paper)"),
-    "balance": ("--balance", "draw this attribute's classes equally often (rare ones); 'auto': the rarest if "
-                             "under 15 %%; 'none': no balancing"),
-    "seed": ("--seed", "random seed (same seed, same run)"),
-    "checkpoint_every": ("--checkpoint-every", "steps between checkpoints (default: a quarter of the steps, "
-                                               "100 to 1000)"),
-    "eval_every": ("--eval-every", "steps between validations and sample grids (default: a sixth of the steps, "
-                                   "50 to 1000)"),
-    "eval_images": ("--eval-images", "validation images per validation"),
-    "log_every": ("--log-every", "steps between rows of metrics.jsonl (default: a tenth of the steps, 1 to 25)"),
-    "device": ("--device", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps"),
-    "precision": ("--precision", "fp32, bf16 (autocast) or auto: bf16 on a CUDA GPU, and on a CPU with native bf16 "
-                                 "at 128 and 256 px (measured faster), fp32 elsewhere"),
-    "prefetch": ("--prefetch", "training batches read ahead by a background thread (0: none; auto: 2 on CUDA, "
-                               "0 on a CPU)"),
+    "data_dir": ("--data", str, "data folder (default: $FADER_DATA, else data/synthetic)"),
+    "attributes": ("--attrs", str,
+                   "comma-separated attributes in the order you want, e.g. Smiling,Eyeglasses or Hair.3"),
+    "image_size": ("--size", int, "image size: 32, 64, 128 or 256"),
+    "preset": ("--preset", str, "network preset: 'official' (reference code) or 'paper'"),
+    "steps": ("--steps", int, "iterations in all (each: one step of each network)"),
+    "batch_size": ("--batch-size", int, "images per batch"),
+    "lr": ("--lr", float, "Adam learning rate"),
+    "beta1": ("--beta1", float, "Adam beta1"),
+    "beta2": ("--beta2", float, "Adam beta2"),
+    "clip_grad_norm": ("--clip-grad-norm", float, "gradient norm clipped at, per network"),
+    "lambda_e": ("--lambda-e", float, "weight lambda_E of the adversarial term after the ramp"),
+    "lambda_ramp": ("--lambda-ramp", int, "steps over which lambda_E grows from 0"),
+    "lr_decay": ("--lr-decay", float, "share of the last steps over which the learning rate falls linearly to 0 "
+                                      "(0: constant, as the paper)"),
+    "patch_weight": ("--patch-weight", float, "weight of an image-space patch discriminator (the reference code's "
+                                              "option; 0: none, as the paper)"),
+    "balance": ("--balance", str, "draw this attribute's classes equally often (rare ones); 'auto': the rarest if "
+                                  "under 15 %%; 'none': no balancing"),
+    "seed": ("--seed", int, "random seed (same seed, same run)"),
+    "checkpoint_every": ("--checkpoint-every", int, "steps between checkpoints (default: a quarter of the steps, "
+                                                    "100 to 1000)"),
+    "eval_every": ("--eval-every", int, "steps between validations and sample grids (default: a sixth of the "
+                                        "steps, 50 to 1000)"),
+    "eval_images": ("--eval-images", int, "validation images per validation"),
+    "log_every": ("--log-every", int, "steps between rows of metrics.jsonl (default: a tenth of the steps, 1 to 25)"),
+    "device": ("--device", str, "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps"),
+    "precision": ("--precision", str, "fp32, bf16 (autocast) or auto: bf16 on a CUDA GPU, and on a CPU with native "
+                                      "bf16 at 128 and 256 px (measured faster), fp32 elsewhere"),
+    "prefetch": ("--prefetch", str, "training batches read ahead by a background thread (0: none; auto: 2 on CUDA, "
+                                    "0 on a CPU)"),
 }
 CLASSIFIER_FLAGS = {
     "data_dir": TRAIN_FLAGS["data_dir"],
     "image_size": TRAIN_FLAGS["image_size"],
-    "attributes": ("--attrs", "comma-separated attributes (default: every attribute of the data set)"),
+    "attributes": ("--attrs", str, "comma-separated attributes (default: every attribute of the data set)"),
     "preset": TRAIN_FLAGS["preset"],
-    "steps": ("--steps", "training steps"),
+    "steps": ("--steps", int, "training steps"),
     "batch_size": TRAIN_FLAGS["batch_size"],
     "lr": TRAIN_FLAGS["lr"],
     "seed": TRAIN_FLAGS["seed"],
@@ -100,11 +102,8 @@ def _add_settings(p: argparse.ArgumentParser, cls, flags: dict, recipes: dict | 
     """One option per field of ``cls`` named in ``flags``; defaults shown, never copied:
     a flag left out is absent from the parsed arguments (``argparse.SUPPRESS``)."""
     defaults = _field_defaults(cls)
-    types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
-    for name, (flag, text) in flags.items():
+    for name, (flag, kind, text) in flags.items():
         default = defaults[name]
-        parts = [t.strip() for t in types[name].split("|")]
-        kind = str if "str" in parts else next((t for t in (int, float) if parts[0] == t.__name__), str)
         shown = [] if "(default" in text else [f"default {_show(default)}"]
         for recipe, values in (recipes or {}).items():
             if name in values and recipe != "paper":
@@ -116,11 +115,11 @@ def _add_settings(p: argparse.ArgumentParser, cls, flags: dict, recipes: dict | 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     """--preset, --size, --attrs of `fader summary`, defaults from ModelConfig."""
     defaults = _field_defaults(ModelConfig)
-    p.add_argument("--preset", default=defaults["preset"], help=f"{TRAIN_FLAGS['preset'][1]} (default %(default)s)")
+    p.add_argument("--preset", default=defaults["preset"], help=f"{TRAIN_FLAGS['preset'][2]} (default %(default)s)")
     p.add_argument("--size", type=int, default=defaults["image_size"],
-                   help=f"{TRAIN_FLAGS['image_size'][1]} (default %(default)s)")
+                   help=f"{TRAIN_FLAGS['image_size'][2]} (default %(default)s)")
     p.add_argument("--attrs", default=_show([a.spec for a in defaults["attributes"]]),
-                   help=f"{TRAIN_FLAGS['attributes'][1]} (default %(default)s)")
+                   help=f"{TRAIN_FLAGS['attributes'][2]} (default %(default)s)")
 
 
 def _settings(args, flags: dict) -> dict:
@@ -265,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data_dir", nargs="?", default=None,
                    help="CelebA or synthetic data folder (default: $FADER_DATA, else data/synthetic)")
     p.add_argument("--size", type=int, default=_field_defaults(TrainConfig)["image_size"],
-                   help=f"{TRAIN_FLAGS['image_size'][1]} (default %(default)s, the training default)")
+                   help=f"{TRAIN_FLAGS['image_size'][2]} (default %(default)s, the training default)")
     p.add_argument("--cache-dir", default=None,
                    help="where to write the cache (default: $FADER_CACHE, else DATA_DIR/fader_cache)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: every core)")
@@ -333,8 +332,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attr2", default=None, help="a second attribute, swept down the rows, for one image (2-D grid)")
     p.add_argument("--alphas2", default=None, help="alphas of --attr2 (default: those of --alphas)")
     p.add_argument("--checkpoint", default="last.pt", help="last.pt (default) or best.pt")
-    # let `--alphas -1,0,2` through: argparse takes only -1 or -0.5 alone for a negative number
-    p._negative_number_matcher = re.compile(r"^-[\d.,]+$")
     p.set_defaults(func=cmd_grid)
 
     p = sub.add_parser("edit", help="edit any photo: fader edit RUN_DIR IMAGE --set Smiling=1.5 --out out.png")
@@ -371,8 +368,25 @@ def _add_cache_dir(p: argparse.ArgumentParser) -> None:
                         "for a data folder on a read-only share, or a faster disk")
 
 
+#: Options whose value may be a list starting with a negative number: ``--alphas -1,0,2``.
+NEGATIVE_LIST_FLAGS = ("--alphas", "--alphas2")
+
+
+def attach_negative_lists(argv: list[str]) -> list[str]:
+    """``--alphas -1,0,2`` as ``--alphas=-1,0,2``. argparse reads a word that starts with '-' as
+    an option unless it is one number (-1, -0.5), so it would refuse the list; attached with
+    '=', it is the option's value. Any other word is left as it is."""
+    out = []
+    for arg in argv:
+        if out and out[-1] in NEGATIVE_LIST_FLAGS and re.fullmatch(r"-[\d.,]+", arg):
+            out[-1] += "=" + arg
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(attach_negative_lists(sys.argv[1:] if argv is None else argv))
     before = os.environ.get(CACHE_ENV_VAR)
     if getattr(args, "cache_dir", None):
         os.environ[CACHE_ENV_VAR] = args.cache_dir  # for every cache this command opens, in this process and its children

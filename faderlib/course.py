@@ -24,7 +24,7 @@ from typing import Sequence
 from .cache import CACHE_ENV_VAR
 from .celeba import DATA_ENV_VAR, read_celeba, resolve_data_dir
 from .classifier import ClassifierConfig, train_classifier
-from .demo import DEMO
+from .config import parse_attributes
 from .devices import describe_device
 from .runs import CourseRuns, course_runs, find_run, run_record
 from .sliders import SliderApp
@@ -33,6 +33,14 @@ from .train import RECIPES, TrainConfig, Trainer
 
 __all__ = ["REQUIREMENTS", "EnvironmentReport", "environment_check", "ensure_data", "ensure_run",
            "ensure_classifier", "train_variant", "slider_app"]
+
+#: Synthetic faces drawn when the course finds no data (about a minute on 2 cores); the demo too.
+N_FACES = 20_000
+
+#: The attribute classifier that judges the swaps of the course's runs (and the demo's): its
+#: steps (at most; a third of the run's when fewer) and its network (ModelConfig settings).
+CLASSIFIER_STEPS = 1000
+CLASSIFIER_MODEL = {"init_fm": 16}
 
 
 # ----------------------------------------------------------------------------- the environment
@@ -128,7 +136,7 @@ def environment_check(requirements: Sequence[tuple[str, str, str | None]] = REQU
 
 
 # ----------------------------------------------------------------------------- data, run, classifier
-def ensure_data(data_dir: str | os.PathLike | None = None, n_faces: int = DEMO.n_faces,
+def ensure_data(data_dir: str | os.PathLike | None = None, n_faces: int = N_FACES,
                 progress: bool = True) -> Path:
     """The data folder the course uses, as an absolute path, made if it is the default one.
 
@@ -179,20 +187,20 @@ def ensure_classifier(runs: CourseRuns, steps: int | None = None, progress: bool
     (``steps``: by default a third of the run's steps, at most 1,000)."""
     record = run_record(runs.fader)
     model = record["model"]
-    names = [a.split(".")[0] for a in model["attributes"]]
+    names = [a.name for a in parse_attributes(model["attributes"])]
     path = Path(runs.classifier)
     if (path / "classifier.pt").is_file():
         saved = json.loads((path / "config.json").read_text())["model"]
-        known = [a.split(".")[0] for a in saved["attributes"]]
+        known = [a.name for a in parse_attributes(saved["attributes"])]
         if saved["image_size"] == model["image_size"] and all(n in known for n in names):
             return path
         raise FileExistsError(
             f"{path} holds a classifier of {saved['image_size']} px images on {known}, but the run makes "
             f"{model['image_size']} px images of {names}: delete {path} (or choose another RUN_DIR) and run again")
     run_steps = int(record["train"]["steps"])
-    steps = steps if steps is not None else max(1, min(DEMO.classifier_steps, run_steps // 3))
+    steps = steps if steps is not None else max(1, min(CLASSIFIER_STEPS, run_steps // 3))
     config = ClassifierConfig(data_dir=record["data_root"], image_size=model["image_size"], attributes=tuple(names),
-                              steps=steps, model=dict(DEMO.classifier_model), device=record["train"].get("device", "auto"))
+                              steps=steps, model=dict(CLASSIFIER_MODEL), device=record["train"].get("device", "auto"))
     record = train_classifier(config, path, progress=progress)
     acc = ", ".join(f"{k} {v:.1%}" for k, v in record["test_accuracy"].items())
     print(f"classifier trained ({steps} steps): test accuracy {acc}")

@@ -45,6 +45,7 @@ from .cache import prepared
 from .celeba import default_data_dir
 from .classifier import ClassifierConfig, train_classifier
 from .config import jsonable
+from .course import CLASSIFIER_MODEL, CLASSIFIER_STEPS, N_FACES
 from .evaluate import evaluate
 from .interpolate import interpolation_grid
 from .plots import plot_training
@@ -61,9 +62,9 @@ class DemoSettings:
     draws, the classifier that judges the swaps, and how much of the test split it scores."""
 
     recipe: str = "course"                # the training recipe of both networks
-    n_faces: int = 20_000                 # synthetic faces drawn (about a minute on 2 cores)
-    classifier_steps: int = 1000
-    classifier_model: dict = field(default_factory=lambda: {"init_fm": 16})
+    n_faces: int = N_FACES                # synthetic faces drawn (about a minute on 2 cores)
+    classifier_steps: int = CLASSIFIER_STEPS
+    classifier_model: dict = field(default_factory=lambda: dict(CLASSIFIER_MODEL))
     test_images: int | None = None        # test images scored; None: the whole test split
     counterfactual_images: int = 200      # of which compared with their true counterfactuals
 

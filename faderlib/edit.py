@@ -154,7 +154,7 @@ def edit_image(run, image, changes: Mapping[str, float], crop: str = "auto", com
         _print_once(note)
     edited = to_pil(ae.decoder(ae.encode(x), code_for(config, y, index_changes).to(x.device))[0])
     if not compare:
-        return Picture.of(edited)
+        return Picture(edited)
     s = edited.width
     side = Image.new("RGB", (2 * s + 2, s), "white")
     side.paste(to_pil(x[0]), (0, 0))
@@ -162,4 +162,4 @@ def edit_image(run, image, changes: Mapping[str, float], crop: str = "auto", com
     change = ", ".join(f"{k} = {v:g}" for k, v in changes.items()) or "no change"
     captions = [(change, (0, 0, 2 * s + 2, LINE)), ("input", (0, LINE, s, 2 * LINE)),
                 ("edited", (s + 2, LINE, 2 * s + 2, 2 * LINE))]
-    return Picture.of(side, s, caption_top=2 * LINE, captions=captions)
+    return Picture(side, s, caption_top=2 * LINE, captions=captions)

@@ -31,6 +31,14 @@ CROPS = ("auto", "celeba", "center")
 
 
 # ----------------------------------------------------------------------------- pixels <-> x
+# Not torchvision's conversions (benchmarks/bench_torchvision.py compares them): its
+# normalize(to_dtype(pixels, scale=True), 0.5, 0.5) differs from pixels / 127.5 - 1 in the last
+# bit for 666 of the 1,536 values of the test (pixels / 255 is rounded first), and its
+# to_dtype(x, uint8, scale=True) truncates where to_uint8 rounds (a quarter of a sweep of [-1, 1]
+# differs). Its horizontal_flip is tensor.flip(-1), the very bits of the kit's flips (data, feed),
+# but importing torchvision costs every process 60 % more CPU than importing faderlib.cli (2.8 s
+# on top of 4.5 s, measured on 2 cores: torchvision.ops loads torch's compiler), so they stay
+# torch's and numpy's.
 def to_float(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 0..255 -> float32 in [-1, 1] (``pixels / 127.5 - 1``), any shape.
 
@@ -62,7 +70,10 @@ def crop_and_resize(image: Image.Image, size: int,
                     crop: tuple[int, int] | None = (CROP_TOP, CROP_BOTTOM)) -> np.ndarray:
     """The reference preprocessing of one decoded image: keep rows ``crop[0]..crop[1]-1``,
     resize to ``size`` x ``size`` (area filter when shrinking, bicubic when enlarging).
-    Returns a (3, size, size) uint8 array."""
+    Returns a (3, size, size) uint8 array.
+
+    torchvision's resize has no area filter: bilinear with antialias, faster, gives other pixels
+    (about 40 % of the values differ at 64 and 128 px: benchmarks/bench_torchvision.py)."""
     image = image.convert("RGB")
     if crop is not None:
         image = image.crop((0, crop[0], image.width, crop[1]))
@@ -196,8 +207,9 @@ def check_output(path: str | os.PathLike, force: bool = False, protect: tuple = 
 
 def save_image(image: Image.Image, path: str | os.PathLike, *, force: bool = False,
                protect: tuple = ()) -> Path:
-    """Write ``image`` in the format its extension names: PNG (lossless: use it for anything
-    measured), or JPEG at quality 95 for ``.jpg``/``.jpeg``; any other extension is refused.
+    """Write ``image`` (a PIL image or a :class:`~faderlib.visual.Picture`) in the format its
+    extension names: PNG (lossless: use it for anything measured), or JPEG at quality 95 for
+    ``.jpg``/``.jpeg``; any other extension is refused.
 
     An existing file is never replaced unless ``force``, and the files in ``protect`` (the
     input photo of an edit, say) never, even with ``force`` (:func:`check_output`).

@@ -8,7 +8,7 @@ exaggerate it (the reference used alpha up to 2 for glasses and gender, 10 for a
 * :func:`interpolation_grid`: one row per image, original, reconstruction, then the sweep;
 * :func:`interpolation_grid_2d`: one image, two attributes swept on the two axes.
 
-Both return a :class:`~faderlib.visual.Picture`, a PIL image with the alphas written above the
+Both return a :class:`~faderlib.visual.Picture`, an image with the alphas written above the
 columns (and beside the rows): saved, its pixels are the decoder's; a notebook shows it
 enlarged (pixels repeated) so that each face is at least 256 px on screen. Images come from
 the run's test split unless given.

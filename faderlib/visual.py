@@ -9,8 +9,8 @@ shown). Matplotlib figures are in :mod:`faderlib.plots`; interpolation grids in
 **On screen, every face is at least** :data:`FACE_PX` **pixels** (a 64 px face is a thumbnail on a
 class projector). Two types do it, on display only:
 
-* :class:`Picture`, the PIL image that grids and edits return: saving it, its ``size`` and its
-  pixels are the native ones; Jupyter shows it :func:`display_scale` times larger, pixels
+* :class:`Picture`, what grids and edits return: a PIL image and the size of its faces; saving
+  it, its ``size`` and its pixels are the image's own; Jupyter shows it :func:`display_scale` times larger, pixels
   repeated, its labels typeset again at that size, and captions above when it has any;
 * :class:`FaceFigure`, the matplotlib figure of the kit's pictures of faces: sized so that each
   face panel is at least :data:`FACE_PX` pixels at its dpi, drawn with ``interpolation="nearest"``.
@@ -76,50 +76,68 @@ def pixels(image: torch.Tensor | np.ndarray, scale: int = 1) -> np.ndarray:
 Box = tuple[int, int, int, int]
 
 
-class Picture(Image.Image):
-    """A PIL image of faces that Jupyter shows with each face at :data:`FACE_PX` pixels or more.
+class Picture:
+    """A PIL image of faces (:attr:`image`) that Jupyter shows with each face at :data:`FACE_PX`
+    pixels or more.
 
-    Everything PIL does sees the native pixels: ``save`` writes them (a saved grid is the
-    decoder's pixels, one for one), ``size``, ``getpixel``, ``np.asarray``, drawing and pasting
-    work as on any image. Only the notebook's display (``_repr_png_``) is larger: the image
-    :attr:`display_scale` times, by pixel repetition (never smoothed), with the labels that
-    :func:`write` put in it typeset again at that size (sharp, not blocky) and the
-    ``captions`` (labels for the display only, in a band of ``caption_top`` pixels above the
-    image) written there. What :meth:`display_image` returns is exactly what is shown.
+    The image's own pixels are what is saved and measured: ``save`` writes them (a saved grid
+    is the decoder's pixels, one for one), ``size``, ``width``, ``height``, ``mode``,
+    ``convert`` and ``np.asarray(picture)`` are the image's; draw or paste on :attr:`image`.
+    Only the notebook's display (``_repr_png_``) is larger: the image :attr:`display_scale`
+    times, by pixel repetition (never smoothed), with the labels that :func:`write` put in it
+    typeset again at that size (sharp, not blocky) and the ``captions`` (labels for the display
+    only, in a band of ``caption_top`` pixels above the image) written there. What
+    :meth:`display_image` returns is exactly what is shown.
 
-    ``face_px``: the side of one face in the image's pixels (a grid's cell). Methods that
-    make a new image (``convert``, ``crop``, ``resize``...) return plain PIL images, shown at
-    their own size; ``copy`` keeps a Picture.
+    ``face_px``: the side of one face in the image's pixels (a grid's cell; default: the whole
+    image is one face, its shorter side). ``target_px``: the least size to show a face at.
     """
 
-    face_px: int = 0
-    target_px: int = FACE_PX
-    fill: int = 255
-    caption_top: int = 0
-    labels: Sequence = ()
-    captions: Sequence = ()
-
-    @classmethod
-    def of(cls, image: Image.Image, face_px: int | None = None, *, captions: Sequence[tuple[str, Box]] = (),
-           caption_top: int = 0, fill: int = 255) -> "Picture":
-        """``image`` as a Picture whose faces are ``face_px`` pixels (default: the whole image is
-        one face, its shorter side). A plain PIL image lends its pixels (not a copy); an image
-        read from a file is copied first."""
+    def __init__(self, image: Image.Image, face_px: int | None = None, *, captions: Sequence[tuple[str, Box]] = (),
+                 caption_top: int = 0, fill: int = 255):
         if not isinstance(image, Image.Image):
-            raise TypeError(f"Picture.of takes a PIL image, not {type(image).__name__}")
-        if type(image) is not Image.Image:  # a file's image (decoded lazily), or another Picture
-            image = Image.Image.copy(image)
-        out = cls.__new__(cls)
-        out.__dict__.update(image.__dict__)
-        out.info = dict(image.info)
-        out.face_px = int(face_px if face_px is not None else min(image.size))
-        display_scale(out.face_px)  # a wrong size fails here, not at display
-        out.fill = int(fill)
-        out.caption_top = int(caption_top)
-        out.labels = []
-        out.captions = [(str(t), tuple(int(v) for v in box)) for t, box in captions]
-        return out
+            raise TypeError(f"Picture takes a PIL image, not {type(image).__name__}")
+        self.image = image
+        self.face_px = int(face_px if face_px is not None else min(image.size))
+        display_scale(self.face_px)  # a wrong size fails here, not at display
+        self.target_px = FACE_PX
+        self.fill = int(fill)
+        self.caption_top = int(caption_top)
+        self.labels: list[tuple[str, Box, Box]] = []  # (text, box, ink) of each label write() put in the image
+        self.captions = [(str(t), tuple(int(v) for v in box)) for t, box in captions]
 
+    # The image's own pixels.
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.size
+
+    @property
+    def width(self) -> int:
+        return self.image.width
+
+    @property
+    def height(self) -> int:
+        return self.image.height
+
+    @property
+    def mode(self) -> str:
+        return self.image.mode
+
+    def save(self, fp, format: str | None = None, **params) -> None:
+        """Write the image's own pixels (``PIL.Image.Image.save``)."""
+        self.image.save(fp, format, **params)
+
+    def convert(self, *args, **kwargs) -> Image.Image:
+        """The image converted (``PIL.Image.Image.convert``): a plain PIL image, at its own size."""
+        return self.image.convert(*args, **kwargs)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return np.asarray(self.image, dtype=dtype)
+
+    def __repr__(self) -> str:
+        return f"<Picture {self.width}x{self.height}, faces of {self.face_px} px shown {self.display_scale}x>"
+
+    # What a notebook shows.
     @property
     def display_scale(self) -> int:
         """How many times larger the notebook shows the image (:func:`display_scale`)."""
@@ -130,7 +148,7 @@ class Picture(Image.Image):
         typeset again at that size (their fonts at most :data:`MAX_LABEL_SCALE` times larger),
         captions in a band above."""
         k = self.display_scale
-        a = np.asarray(self.convert("RGB"))
+        a = np.asarray(self.image.convert("RGB"))
         top = self.caption_top
         canvas = np.full(((top + a.shape[0]) * k, a.shape[1] * k, 3), self.fill, np.uint8)
         canvas[top * k:] = a.repeat(k, axis=0).repeat(k, axis=1) if k > 1 else a
@@ -158,28 +176,6 @@ class Picture(Image.Image):
         image.save(buf, format="PNG", compress_level=6)
         return buf.getvalue(), self.display_metadata(image)
 
-    def _repr_jpeg_(self):
-        return None  # the PNG only: JPEG would blur the pixels, and the notebook would hold both
-
-    _SHOWN = ("face_px", "target_px", "fill", "caption_top", "labels", "captions")
-
-    def copy(self) -> "Picture":
-        out = Picture.of(super().copy())
-        out.__dict__.update(self._display_state())
-        return out
-
-    def __getstate__(self):
-        return [*super().__getstate__(), self._display_state()]
-
-    def __setstate__(self, state):
-        super().__setstate__(state[:5])
-        self.__dict__.update(state[5] if len(state) > 5 else {"face_px": min(self.size)})
-
-    def _display_state(self) -> dict:
-        state = {k: getattr(self, k) for k in self._SHOWN}
-        state.update(labels=list(self.labels), captions=list(self.captions))
-        return state
-
 
 def tile(rows: Sequence[Sequence[torch.Tensor | np.ndarray]], pad: int = 2, fill: int = 255, *, scale: int = 1,
          cols: int | None = None, top: int = 0, left: int = 0) -> Picture:
@@ -190,6 +186,11 @@ def tile(rows: Sequence[Sequence[torch.Tensor | np.ndarray]], pad: int = 2, fill
     blank margins above and to the left of the cells, for labels (:func:`write`).
     Size: ``left + cols * (cell + pad) + pad`` by ``top + len(rows) * (cell + pad) + pad``.
     A :class:`Picture` whose faces are the cells: a notebook shows them at :data:`FACE_PX` px or more.
+
+    ``torchvision.utils.make_grid`` draws the same pixels (benchmarks/bench_torchvision.py) given
+    blank cells for short rows and a gutter it leaves out around a single image; it is not used,
+    as importing torchvision would cost every process that draws a grid 60 % more CPU than
+    importing faderlib.cli (2.8 s on top of 4.5 s, on 2 cores).
     """
     first = pixels(rows[0][0], scale)
     h, w = first.shape[:2]
@@ -199,7 +200,7 @@ def tile(rows: Sequence[Sequence[torch.Tensor | np.ndarray]], pad: int = 2, fill
         for j, image in enumerate(row):
             y0, x0 = top + pad + i * (h + pad), left + pad + j * (w + pad)
             canvas[y0:y0 + h, x0:x0 + w] = pixels(image, scale)
-    return Picture.of(Image.fromarray(canvas), min(h, w), fill=fill)
+    return Picture(Image.fromarray(canvas), min(h, w), fill=fill)
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, width: int, scale: int = 1):
@@ -214,12 +215,12 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, width: int, scale: int = 1):
     return text + "…", font
 
 
-def write(image: Image.Image, text: str, box: tuple[int, int, int, int], *, scale: int = 1) -> None:
+def write(image: Image.Image | Picture, text: str, box: tuple[int, int, int, int], *, scale: int = 1) -> None:
     """Write ``text`` in black, centred in ``box`` (left, top, right, bottom) of ``image``,
     in the largest font that fits (11 px down to 7 px, each times ``scale``), else cut short
     with an ellipsis. On a :class:`Picture` the label is remembered, to be typeset again
     when the picture is shown enlarged."""
-    draw = ImageDraw.Draw(image)
+    draw = ImageDraw.Draw(image.image if isinstance(image, Picture) else image)
     x0, y0, x1, y1 = (int(v) for v in box)
     shown, font = _fit(draw, text, x1 - x0, scale)
     w = draw.textlength(shown, font=font)
@@ -229,7 +230,7 @@ def write(image: Image.Image, text: str, box: tuple[int, int, int, int], *, scal
         ink = draw.textbbox(position, shown, font=font, anchor="lm")
         ink = (max(0, int(ink[0]) - 1), max(0, int(ink[1]) - 1),
                min(image.width, int(np.ceil(ink[2])) + 1), min(image.height, int(np.ceil(ink[3])) + 1))
-        image.labels = [*image.labels, (text, (x0, y0, x1, y1), ink)]
+        image.labels.append((text, (x0, y0, x1, y1), ink))
 
 
 @contextlib.contextmanager

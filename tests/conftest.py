@@ -6,6 +6,9 @@ import pytest
 
 # Tests must be reproducible on 2 cores and never wait on a GPU.
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# PyTorch's CPU threads wait without spinning (faderlib/__main__.py): here for the notebooks'
+# kernels and the commands the tests start; in this process when torch is not loaded yet.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -33,3 +34,57 @@ def test_python_dash_m_faderlib_works():
     out = subprocess.run([sys.executable, "-m", "faderlib", "summary", "--size", "32", "--json"],
                          capture_output=True, text=True, check=True).stdout
     assert json.loads(out)["autoencoder"] > 0
+
+
+def test_each_train_flag_converts_to_its_field_type():
+    import typing
+
+    from faderlib.classifier import ClassifierConfig
+    from faderlib.cli import CLASSIFIER_FLAGS, TRAIN_FLAGS
+    from faderlib.train import TrainConfig
+
+    for cls, flags in ((TrainConfig, TRAIN_FLAGS), (ClassifierConfig, CLASSIFIER_FLAGS)):
+        hints = typing.get_type_hints(cls)
+        for name, (flag, kind, _) in flags.items():
+            types = typing.get_args(hints[name]) or (hints[name],)
+            if kind in (int, float):  # argparse converts the number
+                assert kind in types, (cls.__name__, flag)
+            else:  # text: the field holds words or lists (parsed by the dataclass), not only numbers
+                assert kind is str and not set(types) <= {int, float, type(None)}, (cls.__name__, flag)
+
+
+def test_a_list_of_alphas_may_start_with_a_negative_number():
+    from faderlib.cli import attach_negative_lists, build_parser
+
+    argv = ["grid", "run", "--out", "g.png", "--alphas", "-1,0,2", "--alphas2", "-.5,1", "--index", "-1"]
+    args = build_parser().parse_args(attach_negative_lists(argv))
+    assert (args.alphas, args.alphas2, args.index) == ("-1,0,2", "-.5,1", -1)
+    assert attach_negative_lists(["grid", "--alphas", "--n", "3"]) == ["grid", "--alphas", "--n", "3"]
+
+
+_SPY = """
+import os, sys
+seen = []
+
+class Spy:  # notes OMP_WAIT_POLICY when torch is imported: libgomp reads it then, once
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            seen.append(os.environ.get("OMP_WAIT_POLICY"))
+
+sys.meta_path.insert(0, Spy())
+import faderlib
+assert "OMP_WAIT_POLICY" not in os.environ  # importing faderlib changes nothing
+from faderlib.__main__ import main
+main(["summary", "--size", "32", "--json"])
+print(seen)
+"""
+
+
+def test_the_fader_command_waits_passively_from_before_torch_loads(monkeypatch, capsys):
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", _SPY], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "['PASSIVE']"
+    from faderlib.__main__ import main as fader
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert fader(["summary", "--size", "32", "--json"]) == 0 and os.environ["OMP_WAIT_POLICY"] == "ACTIVE"  # kept

@@ -117,6 +117,18 @@ def test_as_root_it_allows_root_and_says_why(monkeypatch, tmp_path, capsys):
     assert (tmp_path / "settings" / "overrides.json").is_file()  # installed before the start
 
 
+def test_the_kernels_of_the_lab_wait_passively(monkeypatch, tmp_path):
+    started = []
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setattr(lab, "settings_dir", lambda: tmp_path / "settings")
+    monkeypatch.setattr(lab.os, "execv", lambda path, args: started.append(os.environ.get("OMP_WAIT_POLICY")))
+    lab.main([])
+    assert started == ["PASSIVE"]  # JupyterLab, and the kernels it starts, inherit it
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    lab.main([])
+    assert started == ["PASSIVE", "ACTIVE"]  # a value of the user's is kept
+
+
 def test_print_shows_the_command_and_starts_nothing():
     r = subprocess.run([sys.executable, str(TOOL), "--print"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr

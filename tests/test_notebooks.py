@@ -73,7 +73,7 @@ def test_one_parameters_cell_of_plain_literals(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_code_defines_nothing(name):
-    """Functions and classes belong in faderlib, where they are tested (STYLE.md)."""
+    """A notebook defines no function or class: they belong in faderlib, where they are tested."""
     for cell in read(name).cells:
         if cell.cell_type != "code":
             continue

@@ -27,8 +27,10 @@ def test_environment_yml_names_the_same_dependencies_as_pyproject():
 
 
 def test_console_script_points_at_the_cli():
+    """``fader`` is ``python -m faderlib``: faderlib.__main__.main, which sets the OpenMP wait
+    policy before it imports faderlib.cli (and torch) and calls its main."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert project["scripts"]["fader"] == "faderlib.cli:main"
+    assert project["scripts"]["fader"] == "faderlib.__main__:main"
 
 
 def test_every_document_the_kit_cites_is_in_the_repository():

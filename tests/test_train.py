@@ -172,11 +172,12 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(syn
     assert all(torch.isfinite(v).all() for v in state["autoencoder"].values() if v.is_floating_point())
 
 
-def test_bad_training_settings():
+def test_bad_training_settings(monkeypatch):
     with pytest.raises(ValueError, match="steps must be a positive integer"):
         TrainConfig(steps=-1)
     with pytest.raises(ValueError, match="malformed attribute"):
         TrainConfig(attributes=("Smi ling",))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a machine without a GPU, even on one
     with pytest.raises(ValueError, match="no CUDA GPU"):
         pick_device("cuda")
 

@@ -16,6 +16,10 @@ Three things a plain ``jupyter lab notebooks`` gets wrong on first contact:
   ``$JUPYTERLAB_DIR``), merged into one that is already there: a value you set yourself is kept;
 * as root (a Docker image, a lab container) it refuses to start: this one adds ``--allow-root``
   then, and says so.
+
+And the kernels it starts wait passively for work (``OMP_WAIT_POLICY=PASSIVE``, unless set: see
+``faderlib/__main__.py``): a kernel inherits the server's environment, and libgomp reads the
+variable as torch loads, which a notebook's first import does.
 """
 
 from __future__ import annotations
@@ -144,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(cmd[0]).exists():
         print(f"error: {cmd[0]} not found: install the kit first (`make install`)", file=sys.stderr)
         return 2
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # for the kernels: PyTorch's threads do not spin
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(cmd[0], cmd)  # JupyterLab takes this process's place (Ctrl-C stops it as before)
