@@ -136,7 +136,7 @@ def load_classifier(clf_dir: str | os.PathLike, device: str | torch.device = "cp
         raise FileNotFoundError(
             f"no classifier at {path}; train one with `fader train-classifier --data DATA_DIR --size S --out {clf_dir}`"
         )
-    device = pick_device(str(device) if isinstance(device, torch.device) else device)  # before reading the file
+    device = pick_device(str(device))  # "auto" resolved and a missing GPU named, before reading the file
     state = ckpt.load(path)  # to the CPU; load_state_dict copies to the device
     clf = AttributeClassifier(ModelConfig.from_dict(state["model_config"])).to(device)
     clf.load_state_dict(state["classifier"])

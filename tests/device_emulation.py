@@ -23,7 +23,12 @@ And it does what CUDA does where that differs from the CPU, as far as faderlib m
 when it comes from ordinary memory): a step that should not copy can assert it did not.
 
 The factory functions (``torch.zeros(..., device=dev.device)``, ``torch.randint``) make tensors
-of the device. A ``torch.Generator`` cannot live on it: :func:`device_generator` stands in.
+of the device; ``torch.tensor(data, device=...)`` and a list used as an index are built on the
+CPU and moved (uploads). Limits: a ``torch.Generator`` cannot live on the device
+(:func:`device_generator` stands in); ``torch.inference_mode()`` runs as ``torch.no_grad()``
+inside (a wrapper cannot be an inference tensor); ``load_state_dict``'s warning about copying
+into a meta parameter is silenced (here the copy is real). Speed, memory, CUDA kernels, cuDNN,
+NCCL and bf16 on a GPU are not emulated: only where tensors are, and the bits of a division.
 """
 
 from __future__ import annotations
