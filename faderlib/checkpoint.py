@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from .devices import pick_device
 from .errors import CheckpointError, DiskFullError
 from .files import atomic_writer, check_free_space, human_bytes, is_disk_full
 
@@ -95,19 +96,28 @@ def atomic_save(obj: dict, path: str | os.PathLike) -> Path:
     return path
 
 
-def load(path: str | os.PathLike, map_location="cpu") -> dict:
+def load(path: str | os.PathLike, map_location=None) -> dict:
     """Load a checkpoint written by faderlib, weights only (no code runs on load), and check it.
+
+    Every tensor is read to the CPU, wherever the run trains: the weights and optimiser states
+    reach their device through ``load_state_dict`` (which copies to each parameter's device), and
+    the random states are restored on the CPU by :func:`set_rng_state`. ``map_location``, the
+    device the caller will use (kept for the callers that name it), is only checked first
+    (:func:`faderlib.devices.pick_device`), so that a device this machine lacks is reported as
+    such (a ``ValueError``), not as a damaged file.
 
     Raises ``FileNotFoundError`` if there is none, and :class:`CheckpointError` naming the file
     and why for an empty, truncated, damaged or foreign file, or one holding Python objects.
     """
+    if isinstance(map_location, (str, torch.device)):
+        pick_device(str(map_location))
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; train first (fader train ... --out RUN_DIR)")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty (0 bytes): a save that never finished, or a file emptied since")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise CheckpointError(
             f"{path} is not a plain checkpoint: it holds Python objects that a weights-only load will not build "
@@ -125,21 +135,63 @@ def load(path: str | os.PathLike, map_location="cpu") -> dict:
     return state
 
 
-def rng_state(**generator_states: torch.Tensor) -> dict:
-    """Every random state that training consumes: torch's CPU (and CUDA) generators, and the
-    given states of named ``torch.Generator`` objects (``generator=g.get_state()``)."""
+def rng_state(*, device: str | torch.device | None = None, **generator_states: torch.Tensor) -> dict:
+    """Every random state that training consumes: torch's CPU generator, the CUDA generator of the
+    device the run trains on (``device``; only that one: other GPUs are neither read nor woken),
+    and the given states of named ``torch.Generator`` objects (``generator=g.get_state()``).
+
+    ``device=None``: the current CUDA device's generator if this process has used CUDA, else none."""
     state = {"torch": torch.get_rng_state(), **generator_states}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    index = _cuda_index(device)
+    if index is not None:
+        state["cuda"] = torch.cuda.get_rng_state(index)
     return state
 
 
-def set_rng_state(state: dict, **generators: torch.Generator) -> None:
-    """Restore what :func:`rng_state` saved; a named generator the state lacks (a checkpoint of
-    an earlier version) keeps its seed."""
-    torch.set_rng_state(state["torch"])
+def set_rng_state(state: dict, *, device: str | torch.device | None = None, **generators: torch.Generator) -> None:
+    """Restore what :func:`rng_state` saved, on the CPU whatever the device the state was loaded to,
+    and the CUDA generator of ``device`` alone (None: as :func:`rng_state`). A named generator
+    the state lacks (a checkpoint of an earlier version) keeps its seed. Checkpoints of earlier
+    versions hold one CUDA state per GPU that was visible: the one of this device is restored, and
+    none if that machine had fewer GPUs."""
+    torch.set_rng_state(_on_cpu(state["torch"], "torch"))
     for name, generator in generators.items():
         if name in state:
-            generator.set_state(state[name])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+            generator.set_state(_on_cpu(state[name], name))
+    saved, index = state.get("cuda"), _cuda_index(device)
+    if saved is None or index is None:
+        return
+    if isinstance(saved, (list, tuple)):  # an earlier version's: every visible GPU's
+        if index >= len(saved):
+            return
+        saved = saved[index]
+    torch.cuda.set_rng_state(_on_cpu(saved, "cuda"), index)
+
+
+def _cuda_index(device: str | torch.device | None) -> int | None:
+    """The index of the CUDA device whose generator a run uses, or None: ``device`` if it is a CUDA
+    device (without an index: the current one); for None, the current device if this process has
+    initialised CUDA (a run on the CPU, on a machine with a GPU, never wakes it)."""
+    if not torch.cuda.is_available():
+        return None
+    if device is None:
+        return torch.cuda.current_device() if torch.cuda.is_initialized() else None
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    return device.index if device.index is not None else torch.cuda.current_device()
+
+
+def _on_cpu(t: torch.Tensor, name: str) -> torch.Tensor:
+    """A saved random state as ``torch.set_rng_state`` takes it: a uint8 tensor on the CPU."""
+    if not isinstance(t, torch.Tensor) or t.dtype != torch.uint8:
+        raise CheckpointError(f"the saved random state {name!r} is not a uint8 tensor ({type(t).__name__}"
+                              f"{'' if not isinstance(t, torch.Tensor) else ' of ' + str(t.dtype)})")
+    if t.device.type == "cpu":
+        return t
+    try:
+        return t.cpu()
+    except (NotImplementedError, RuntimeError) as e:
+        raise CheckpointError(f"the saved random state {name!r} is on {t.device} and cannot be read back to the "
+                              f"CPU ({e}); load checkpoints with faderlib.checkpoint.load, which reads them "
+                              "to the CPU") from None

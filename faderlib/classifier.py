@@ -129,13 +129,16 @@ def _train(config: ClassifierConfig, out: Path, progress) -> dict:
 
 
 def load_classifier(clf_dir: str | os.PathLike, device: str | torch.device = "cpu") -> AttributeClassifier:
-    """The classifier saved by :func:`train_classifier`, in eval mode."""
+    """The classifier saved by :func:`train_classifier`, in eval mode, on ``device`` ("cpu",
+    "cuda", "auto": :func:`faderlib.devices.pick_device`; a device this machine lacks raises
+    a ``ValueError`` that says so)."""
     path = Path(clf_dir) / "classifier.pt"
     if not path.exists():
         raise FileNotFoundError(
             f"no classifier at {path}; train one with `fader train-classifier --data DATA_DIR --size S --out {clf_dir}`"
         )
-    state = ckpt.load(path, map_location=device)
+    device = pick_device(str(device))  # "auto" resolved and a missing GPU named, before reading the file
+    state = ckpt.load(path)  # to the CPU; load_state_dict copies to the device
     clf = AttributeClassifier(ModelConfig.from_dict(state["model_config"])).to(device)
     clf.load_state_dict(state["classifier"])
     return clf.eval()
@@ -177,8 +180,16 @@ def predict(clf: AttributeClassifier, x: torch.Tensor) -> torch.Tensor:
 def read_attributes(classifier, x: torch.Tensor, config: ModelConfig) -> torch.Tensor:
     """Class indices (B, n_attr) of ``config``'s attributes as an attribute classifier reads
     them from images x (a folder from ``fader train-classifier`` or a loaded classifier),
-    matched by name and resized to the classifier's size if needed."""
-    clf = load_classifier(classifier) if isinstance(classifier, (str, os.PathLike)) else classifier
+    matched by name and resized to the classifier's size if needed.
+
+    Wherever x and the classifier are: a folder is loaded on x's device; a loaded classifier
+    reads x on its own device. The result is on x's device."""
+    if isinstance(classifier, (str, os.PathLike)):
+        clf = load_classifier(classifier, x.device)
+    else:
+        clf = classifier
+    where = x.device
+    x = x.to(next(clf.parameters()).device)
     names = clf.config.attribute_names
     missing = [n for n in config.attribute_names if n not in names]
     if missing:
@@ -186,7 +197,7 @@ def read_attributes(classifier, x: torch.Tensor, config: ModelConfig) -> torch.T
                          "train one on the run's attributes with `fader train-classifier --attrs ...`")
     if clf.config.image_size != x.shape[-1]:
         x = torch.nn.functional.interpolate(x, size=clf.config.image_size, mode="area")
-    return predict(clf, x)[:, [names.index(n) for n in config.attribute_names]]
+    return predict(clf, x)[:, [names.index(n) for n in config.attribute_names]].to(where)
 
 
 @torch.no_grad()

@@ -23,7 +23,8 @@ def pick_device(name: str = "auto") -> torch.device:
     if name != "auto":
         dev = torch.device(name)
         if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} asked for, but PyTorch sees no CUDA GPU here; use --device cpu or auto")
+            raise ValueError(f"device {name!r} asked for, but torch.cuda.is_available() is False: PyTorch sees no "
+                             "CUDA GPU here (none, no driver, or a CPU-only build of torch); use --device cpu or auto")
         if dev.type == "mps" and not _mps_available():
             raise ValueError(f"device {name!r} asked for, but Apple MPS is not available; use --device cpu or auto")
         return dev
@@ -150,6 +151,10 @@ class Dist:
 
     rank: int = 0
     world: int = 1
+    group: bool = False  # a process group was joined: always when world > 1; a forced group of one too
+
+    def __post_init__(self):
+        self.group = self.group or self.world > 1
 
     @property
     def main(self) -> bool:
@@ -157,12 +162,12 @@ class Dist:
         return self.rank == 0
 
     def barrier(self) -> None:
-        if self.world > 1:
+        if self.group:
             dist.barrier()
 
     def broadcast(self, obj):
         """Rank 0's ``obj`` (any picklable value), on every rank."""
-        if self.world == 1:
+        if not self.group:
             return obj
         box = [obj]
         dist.broadcast_object_list(box, src=0)
@@ -170,7 +175,7 @@ class Dist:
 
     def gather(self, obj) -> list:
         """Every rank's ``obj``, in rank order, on every rank."""
-        if self.world == 1:
+        if not self.group:
             return [obj]
         out = [None] * self.world
         dist.all_gather_object(out, obj)
@@ -179,13 +184,13 @@ class Dist:
     def any(self, flag: bool, device: torch.device) -> bool:
         """True on every rank if ``flag`` is true on any rank."""
         t = torch.tensor([1.0 if flag else 0.0], device=device)
-        if self.world > 1:
+        if self.group:
             dist.all_reduce(t)
         return bool(t.item() > 0)
 
     def wrap(self, module: nn.Module, device: torch.device) -> nn.Module:
         """``module`` wrapped in DistributedDataParallel (gradients averaged across ranks), or itself alone."""
-        if self.world == 1:
+        if not self.group:
             return module
         ids = [device.index] if device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(module, device_ids=ids)
@@ -194,22 +199,32 @@ class Dist:
         """Leave the process group. Call it after dropping every DDP wrapper: left to the
         interpreter's exit, gloo's threads were seen to abort a rank now and then (about 1
         run in 20), after all the work was done."""
-        if self.world == 1 or not dist.is_initialized():
+        if not self.group or not dist.is_initialized():
             return
         gc.collect()
         dist.destroy_process_group()
 
 
-def init_distributed(device_name: str) -> tuple[Dist, str]:
-    """Join the process group torchrun set up (NCCL on GPUs, gloo on CPU); alone, do nothing.
+#: Set to 1, a process alone (or torchrun's one process) still joins a process group of one:
+#: the multi-process code path (the group, DDP and its NCCL or gloo collectives) runs on one device.
+FORCE_GROUP_VARIABLE = "FADER_DISTRIBUTED"
+
+
+def init_distributed(device_name: str, force: bool | None = None) -> tuple[Dist, str]:
+    """Join the process group torchrun set up (NCCL on GPUs, gloo on CPU); alone, do nothing,
+    unless ``force`` (None: the environment variable ``FADER_DISTRIBUTED=1``), which joins a
+    group of one: the code path of several processes, checked on one GPU or CPU.
 
     Returns this process's :class:`Dist` and the device it should use (``cuda:LOCAL_RANK``
     on a machine with GPUs).
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if force is None:
+        force = os.environ.get(FORCE_GROUP_VARIABLE, "") == "1"
+    if world <= 1 and not force:
         return Dist(), device_name
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    rank = int(os.environ["RANK"]) if world > 1 else 0
+    local = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and device_name in ("auto", "cuda")
     if use_cuda:
         torch.cuda.set_device(local)
@@ -217,5 +232,9 @@ def init_distributed(device_name: str) -> tuple[Dist, str]:
     elif device_name == "auto":
         device_name = "cpu"
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return Dist(rank, world), device_name
+        backend = "nccl" if use_cuda else "gloo"
+        if world > 1 or "MASTER_ADDR" in os.environ:  # torchrun's rendezvous
+            dist.init_process_group(backend=backend)
+        else:  # a forced group of one, without torchrun
+            dist.init_process_group(backend=backend, store=dist.HashStore(), rank=0, world_size=1)
+    return Dist(rank, world, group=True), device_name

@@ -89,7 +89,8 @@ class FastDecoder:
                     conv = fuse_conv_bn_eval(conv.eval(), bn.eval(), transpose=True)
                 w = conv.weight.detach().clone()
                 n_in, n_out = w.shape[:2]
-                bias = conv.bias.detach().clone() if conv.bias is not None else torch.zeros(n_out)
+                # made where the layer lives, in its dtype (a CPU bias beside GPU weights fails at decode)
+                bias = conv.bias.detach().clone() if conv.bias is not None else w.new_zeros(n_out)
                 w_mat = w.reshape(n_in, n_out * 16)
                 self.layers.append(_Layer("convT", n_in - n_c, w, w_mat[:n_in - n_c].t().contiguous(),
                                           w_mat[n_in - n_c:].contiguous(), bias, bn is None))
@@ -126,7 +127,7 @@ class FastDecoder:
         :func:`faderlib.models.code_for`."""
         if not isinstance(latent, Latent):
             latent = self.prepare(latent)
-        code = code.to(latent.z.dtype)
+        code = code.to(device=latent.z.device, dtype=latent.z.dtype)
         if not self.fast:
             return self.decoder(latent.z, code)
         first = latent.first

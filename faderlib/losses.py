@@ -50,16 +50,37 @@ def flip_attributes(y: torch.Tensor, config: ModelConfig, generator: torch.Gener
 
     A binary attribute becomes 1 - y; a K-valued one becomes a different value drawn
     uniformly among the K - 1 others (y + U{1..K-1} mod K), never the true one. The draws
-    come from ``generator`` (a CPU generator, whatever the device of y).
+    are decided by ``generator`` and made where y is (:func:`uniform_shifts`): nothing is
+    copied to the device, and the host never waits for it.
     """
     flipped = y.clone().long()
     for j, attr in enumerate(config.attributes):
         if attr.is_binary:
             flipped[:, j] = 1 - flipped[:, j]
         else:
-            shift = torch.randint(1, attr.n_values, (y.shape[0],), generator=generator).to(y.device)
+            shift = uniform_shifts(attr.n_values, y.shape[0], generator, y.device)
             flipped[:, j] = (flipped[:, j] + shift) % attr.n_values
     return flipped
+
+
+def uniform_shifts(k: int, n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """``n`` draws of U{1..k-1} (int64) on ``device``, decided by ``generator``.
+
+    On the CPU, or with a generator of ``device`` (or None: that device's default generator),
+    they are drawn directly: on the CPU the same numbers as ever. With a CPU generator for
+    another device (the Trainer's, on a GPU), one number drawn from it seeds a generator of
+    that device, which draws the shifts there: the CPU generator still decides every draw (a
+    checkpoint of its state resumes them exactly), and no draw is copied to the device, a copy
+    that made the host wait for the GPU inside every autoencoder step.
+    """
+    if device.type == "cpu" or generator is None or generator.device == device:
+        return torch.randint(1, k, (n,), generator=generator, device=device)
+    seed = int(torch.randint(0, 2**62, (), generator=generator))  # on the CPU: no wait for the device
+    return torch.randint(1, k, (n,), generator=_device_generator(device, seed), device=device)
+
+
+def _device_generator(device: torch.device, seed: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 def adversarial_loss(logits: torch.Tensor, y: torch.Tensor, config: ModelConfig,

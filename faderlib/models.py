@@ -208,10 +208,21 @@ class Decoder(nn.Module):
 
     def forward(self, z: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
         h = z
-        c = code[:, :, None, None]
         for layer in self.layers:
-            h = layer(torch.cat([h, c.expand(-1, -1, h.shape[2], h.shape[3])], dim=1))
+            h = layer(torch.cat([h, self._code_like(code, h)], dim=1))
         return h
+
+    @staticmethod
+    def _code_like(code: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """The code (B, n_attr_channels) broadcast over h's space, in h's dtype and memory layout,
+        so that the concatenation stays in h's precision (bf16 under autocast, where a float32
+        code made it a float32 tensor cast back by the next layer) and layout (channels-last,
+        where a broadcast code made it NCHW, converted back by the next layer). In float32 NCHW
+        nothing changes."""
+        c = code.to(h.dtype)[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])
+        if not h.is_contiguous() and h.is_contiguous(memory_format=torch.channels_last):
+            c = c.contiguous(memory_format=torch.channels_last)
+        return c
 
 
 class AutoEncoder(nn.Module):
