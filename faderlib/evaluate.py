@@ -37,6 +37,7 @@ from torch import nn
 
 from .classifier import load_classifier, predict
 from .data import FaderDataset
+from .devices import pick_device
 from .images import crop_and_resize, to_float
 from .metrics import balanced_accuracy, changed_pixels, masked_psnr, predict_classes, psnr
 from .models import AutoEncoder, set_attribute, swapped_attributes, toggle_attribute
@@ -57,6 +58,7 @@ def evaluate(run_dir: str | os.PathLike, classifier_dir: str | os.PathLike | Non
     ``also_strengths`` adds ``swap_accuracy_at`` (strength -> the same table) for others.
     ``probe_images``: training images the latent probe is fitted on (:func:`latent_probe`; 0: no probe).
     """
+    device = pick_device(str(device))  # a missing GPU is named before any file is read
     run = load_run(run_dir, checkpoint=checkpoint, device=device, with_discriminator=True)
     ae, dis, config = run.autoencoder, run.discriminator, run.model_config
     test = run.dataset("test", otherwise="evaluate a run whose data set is on this machine")
@@ -323,11 +325,13 @@ def swap_failures(run: Run, classifier_dir: str | os.PathLike, attribute: str, t
     the ``n`` worst kept."""
     config = run.model_config
     j = config.attribute_names.index(attribute)
-    clf = load_classifier(classifier_dir)
+    device = next(run.autoencoder.parameters()).device
+    clf = load_classifier(classifier_dir, device)
     cj = clf.config.attribute_names.index(attribute)
     block = clf.config.attribute_blocks[cj]
     test = run.dataset("test")
     x, y = test.batch(torch.arange(min(max_images, len(test))))
+    x, y = x.to(device), y.to(device)
     keep = y[:, j] != target
     x, y = x[keep], y[keep]
     ae = run.autoencoder.eval()
@@ -335,7 +339,8 @@ def swap_failures(run: Run, classifier_dir: str | os.PathLike, attribute: str, t
     edits = torch.cat([ae.decode(ae.encode(x[s:s + 128]), y2[s:s + 128]) for s in range(0, len(x), 128)]) \
         if len(x) else x
     probs = torch.cat([clf(edits[s:s + 128])[:, block].softmax(1)[:, target]
-                       for s in range(0, len(edits), 128)]) if len(edits) else torch.zeros(0)
+                       for s in range(0, len(edits), 128)]) if len(edits) else edits.new_zeros(0)
     failed = torch.nonzero(probs < 0.5).flatten()
     worst = failed[torch.argsort(probs[failed])][:n]
-    return SwapFailures(attribute, target, len(probs), len(failed), x[worst], edits[worst], probs[worst].tolist())
+    return SwapFailures(attribute, target, len(probs), len(failed), x[worst].cpu(), edits[worst].cpu(),
+                        probs[worst].tolist())

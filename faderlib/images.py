@@ -44,14 +44,29 @@ def to_float(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
 
     A numpy array is converted in numpy: single-threaded and predictable, where torch's
     intra-op threads can be 50x slower on a busy machine for such small element-wise work.
-    A tensor is converted where it lies (on a GPU, on the GPU). Both give the same bits.
+    A tensor is converted where it lies (on a GPU, on the GPU). Both give the same bits: on the
+    CPU torch divides exactly as numpy does; CUDA divides by a scalar as a multiplication by its
+    reciprocal (111 of the 256 values one bit off), so elsewhere each value is looked up in a
+    256-entry table made by the numpy path, identical by construction.
     """
     if isinstance(pixels, torch.Tensor):
-        return pixels.to(torch.float32).div_(127.5).sub_(1.0)
+        if pixels.device.type == "cpu":
+            return pixels.to(torch.float32).div_(127.5).sub_(1.0)
+        return _float_table(pixels.device)[pixels.long()]
     x = np.asarray(pixels).astype(np.float32)
     x /= np.float32(127.5)
     x -= np.float32(1.0)
     return torch.from_numpy(x)
+
+
+_FLOAT_TABLES: dict[torch.device, torch.Tensor] = {}
+
+
+def _float_table(device: torch.device) -> torch.Tensor:
+    """The 256 values of :func:`to_float` as the numpy path computes them, on ``device`` (made once)."""
+    if device not in _FLOAT_TABLES:
+        _FLOAT_TABLES[device] = to_float(np.arange(256, dtype=np.uint8)).to(device)
+    return _FLOAT_TABLES[device]
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:

@@ -169,8 +169,6 @@ def test_edit_reads_the_photo_with_the_classifier_on_the_models_device(course_di
         assert not on_device(y) and torch.equal(y, read_attributes(course_dir.classifier, x, run.model_config))
 
 
-@pytest.mark.xfail(strict=True, reason="evaluate.swap_failures must load the classifier on the run's device and move "
-                                       "the test images there: the change is in the report for the lead")
 def test_swap_failures_on_another_device(course_dir):
     module = importlib.import_module("faderlib.evaluate")  # or faderlib.reports, once evaluate.py is split
     swap_failures = getattr(module, "swap_failures", None) or importlib.import_module("faderlib.reports").swap_failures
@@ -239,8 +237,6 @@ def test_the_emulator_divides_as_cuda_does():
     assert int((reciprocal != numpy_path).sum()) == 111
 
 
-@pytest.mark.xfail(strict=True, reason="images.to_float divides on the device (a reciprocal on CUDA): the lookup-table "
-                                       "fix is in the report for the lead (images.py)")
 def test_pixels_scaled_on_a_device_are_the_numpy_paths_bits():
     from faderlib.images import to_float
 
@@ -250,7 +246,6 @@ def test_pixels_scaled_on_a_device_are_the_numpy_paths_bits():
         assert torch.equal(to_float(_pixels().to(dev.device)).cpu(), expected)
 
 
-@pytest.mark.xfail(strict=True, reason="the feed's device half scales with images.to_float: see the test above")
 def test_the_feed_on_a_device_gives_the_host_feeds_bits(synthetic_dir):
     from faderlib.cache import prepared
     from faderlib.feed import BatchFeed, resident_split
