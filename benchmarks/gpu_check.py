@@ -100,7 +100,7 @@ def measure(data_dir, work: Path, size: int, device: str, warmup: int, iteration
     wall = time.perf_counter() - t
     busy = sum(s.elapsed_time(e) for s, e in trainer.events) / 1e3 if cuda else None
     row = {"size": size, **{k: v for k, v in kw.items()}, "precision_used": trainer.precision,
-           "data_on_device_used": trainer.data_on_device, "iterations_per_s": iterations / wall,
+           "data_on_device_used": trainer.data.on_device, "iterations_per_s": iterations / wall,
            "images_per_s": 2 * 32 * iterations / wall,
            "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
            "gpu_busy_share": busy / wall if busy is not None else None}

@@ -47,9 +47,10 @@ from .classifier import ClassifierConfig, train_classifier
 from .config import jsonable
 from .evaluate import evaluate, mean_swap_accuracy
 from .interpolate import interpolation_grid
+from .metrics_log import read_metrics
 from .plots import plot_training
 from .progress import Progress
-from .runs import load_run, read_metrics
+from .runs import load_run
 from .synth import ensure_synthetic
 from .train import TrainConfig, Trainer
 
