@@ -202,10 +202,9 @@ class Trainer:
     ``progress``: True (a bar labelled "training"), False, or a :class:`~faderlib.progress.Progress`
     (a label and a line, for runs side by side). ``callbacks``: functions ``(trainer, row)``
     called with every logged row (a live plot, an early stop). ``resume_from``: the checkpoint
-    of the run folder to resume from, ``last.pt`` or ``best.pt`` (when last.pt is damaged).
-
-    The run folder is locked while the Trainer lives (:class:`~faderlib.runfolder.RunFolder`): a
-    second process on the same folder is refused; :meth:`close` (or dropping the Trainer) frees it.
+    of the run folder to resume from, ``last.pt`` or ``best.pt`` (when last.pt is damaged). The run
+    folder is locked while the Trainer lives (:class:`~faderlib.runfolder.RunFolder`): a second
+    process on it is refused; :meth:`close` (or dropping the Trainer) frees it.
 
     >>> trainer = Trainer(TrainConfig(attributes=["Smiling"], steps=200), "runs/try")  # doctest: +SKIP
     >>> trainer.train()                                                                 # doctest: +SKIP
@@ -216,14 +215,12 @@ class Trainer:
                  resume_from: str = "last.pt"):
         self.progress, self.callbacks = Progress.of(progress, "training"), list(callbacks)
         # where: one process or one of several under torchrun; the device, precision and layout (devices.py)
-        self.placement = where = Placement.choose(config.device, config.precision, config.channels_last,
-                                                  config.image_size)
-        self.dist, self.device, self.precision, self.channels_last = (where.dist, where.device, where.precision,
-                                                                      where.channels_last)
-        self.data = TrainingData(config, where, progress=self.progress.enabled)  # the cache, splits, batches
-        self.config = config = self.data.config                                 # balance="auto" decided on it
+        self.placement = p = Placement.choose(config.device, config.precision, config.channels_last, config.image_size)
+        self.dist, self.device, self.precision, self.channels_last = p.dist, p.device, p.precision, p.channels_last
+        self.data = TrainingData(config, p, progress=self.progress.enabled)  # the cache, the splits, the batches
+        self.config = config = self.data.config                             # balance="auto" decided on the data
         self.model_config, self.train_set, self.valid_set = config.model_config(), self.data.train, self.data.valid
-        self._build_networks()                          # E, D, P and their optimisers
+        self._build_networks()                                              # E, D, P and their optimisers
         # each rank draws its own batches and dropout masks; the flipped values of K-valued
         # attributes have a stream of their own, so that batches can be drawn ahead of the steps
         rank_seed = config.seed + 1000 * self.dist.rank
@@ -231,7 +228,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(rank_seed)
         self.flip_generator = torch.Generator().manual_seed(rank_seed + 500)
         self.stream_state = self.generator.get_state()  # the batch stream after the last full iteration
-        self.window = LogWindow(self.device)         # the metrics log's running averages, on the device
+        self.window = LogWindow(self.device)            # the metrics log's running averages, on the device
         self.step, self.best_valid = 0, math.inf
         # the run folder: locked while the Trainer lives, made this run's, resumed from (runfolder.py)
         self.folder = RunFolder(run_dir, config.to_dict(), self.model_config.to_dict(), self.data.root,
@@ -407,9 +404,11 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.ae, self.dis = put(AutoEncoder(self.model_config)), put(LatentDiscriminator(self.model_config))
         self.ptc = put(PatchDiscriminator(self.model_config)) if config.patch_weight > 0 else None
-        adam = {"lr": config.lr, "betas": (config.beta1, config.beta2)}
-        self.opt_ae, self.opt_dis, self.opt_ptc = (None if net is None else self.placement.adam(net.parameters(), **adam)
-                                                   for net in (self.ae, self.dis, self.ptc))
+        def adam(net: nn.Module) -> torch.optim.Adam:  # fused where the device has the kernel (devices.py)
+            return self.placement.adam(net.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
+
+        self.opt_ae, self.opt_dis = adam(self.ae), adam(self.dis)
+        self.opt_ptc = adam(self.ptc) if self.ptc is not None else None
         self.ae_ddp, self._ae_fwd = self.placement.wrap(self.ae, config.compile)
         self.dis_ddp, self._dis_fwd = self.placement.wrap(self.dis, config.compile)
 
