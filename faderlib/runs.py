@@ -55,7 +55,7 @@ class Run:
     autoencoder: AutoEncoder
     discriminator: LatentDiscriminator | None = None
     _datasets: dict = field(default_factory=dict, repr=False)
-    #: why the run's data set was not found (:func:`resolve_run_data`), None if it was
+    #: why the run's data set was not found (:func:`~faderlib.run_data.resolve_run_data`), None if it was
     data_problem: RunDataNotFoundError | None = field(default=None, repr=False)
 
     def dataset(self, split: str = "test", otherwise: str = "pass images of your own") -> FaderDataset:
@@ -93,9 +93,9 @@ def load_run(run_dir: str | os.PathLike, checkpoint: str = "last.pt", device: st
              with_discriminator: bool = False, data_dir: str | os.PathLike | None = None) -> Run:
     """Load ``RUN_DIR/checkpoints/<checkpoint>`` (``last.pt`` or ``best.pt``) in eval mode.
 
-    ``Run.data_dir`` is where the run's data set is now (:func:`resolve_run_data`; ``data_dir``
-    names it yourself). A run whose data cannot be found still loads (to edit photos of your own):
-    :meth:`Run.dataset` then raises, saying where it looked and what to do.
+    ``Run.data_dir`` is where the run's data set is now (:func:`~faderlib.run_data.resolve_run_data`;
+    ``data_dir`` names it yourself). A run whose data cannot be found still loads (to edit photos of
+    your own): :meth:`Run.dataset` then raises, saying where it looked and what to do.
     """
     run_dir = Path(run_dir)
     record = read_record(run_dir)
@@ -127,9 +127,10 @@ def holds_run(path: str | os.PathLike) -> bool:
 
 def run_record(run_dir: str | os.PathLike) -> dict:
     """A run's ``config.json``: ``train`` and ``model`` settings and ``data_root``, the folder of its
-    data set. ``data_root`` is where that data set is now (:func:`resolve_run_data`), for a run folder
-    copied from elsewhere; the path config.json records is then in ``recorded_data_root``. Where it
-    is found nowhere, ``data_root`` stays the recorded path (:func:`resolve_run_data` says why)."""
+    data set. ``data_root`` is where that data set is now (:func:`~faderlib.run_data.resolve_run_data`),
+    for a run folder copied from elsewhere; the path config.json records is then in
+    ``recorded_data_root``. Where it is found nowhere, ``data_root`` stays the recorded path
+    (:func:`~faderlib.run_data.resolve_run_data` says why)."""
     record = read_record(run_dir)
     try:
         found = str(resolve_run_data(run_dir, record))
@@ -149,7 +150,6 @@ def sample_photo(run: Run, out_path: str | os.PathLike, index: int = 0) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, out)
     return out
-
 
 
 # ----------------------------------------------------------------------------- keeping a folder one run's
