@@ -213,7 +213,7 @@ def measure(data_dir, work: Path, size: int, device: str, warmup: int, iteration
     name = "-".join(f"{k}={v}" for k, v in kw.items())
     folder = work / f"speed-{size}-{name}"
     trainer = Trainer(config(data_dir, size, device, **kw), folder, progress=False)
-    feed = trainer._feed()  # the resident split is uploaded here, before any timing
+    feed = trainer.data.feed(trainer.generator)  # the resident split is uploaded here, before any timing
     try:
         cuda = trainer.device.type == "cuda"
         t = time.perf_counter()
@@ -226,7 +226,7 @@ def measure(data_dir, work: Path, size: int, device: str, warmup: int, iteration
         iterate(trainer, feed, iterations)
         synchronize(trainer.device)
         wall = time.perf_counter() - t
-        row.update(precision_used=trainer.precision, data_on_device_used=trainer.data_on_device,
+        row.update(precision_used=trainer.precision, data_on_device_used=trainer.data.on_device,
                    feed=feed.mode, warmup=warmup, iterations=iterations, timed_s=wall,
                    iterations_per_s=iterations / wall, images_per_s=2 * BATCH * iterations / wall,
                    peak_memory_gib=torch.cuda.max_memory_allocated(trainer.device) / 2**30 if cuda else None,

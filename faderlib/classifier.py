@@ -27,7 +27,6 @@ from .losses import attribute_cross_entropy
 from .metrics import correct_counts, predict_classes
 from .models import AttributeClassifier
 from .progress import progress_bar
-from .runs import course_runs
 
 FORMAT_VERSION = 1
 
@@ -145,9 +144,11 @@ def load_classifier(clf_dir: str | os.PathLike, device: str | torch.device = "cp
 
 
 def classifier_places(run_dir: str | os.PathLike) -> list[Path]:
-    """Where the attribute classifier of a run is kept, in the layouts of :mod:`faderlib.runs`:
+    """Where the attribute classifier of a run is kept, in the layouts of :class:`faderlib.course.CourseRuns`:
     ``RUN_DIR/classifier`` beside ``RUN_DIR/fader`` (the course's folder, ``runs/demo``), and
     ``<run>_classifier`` beside a run folder of its own (``fader train --out <run>``)."""
+    from .course import course_runs  # the course's glue imports this module
+
     run_dir = Path(run_dir)
     places = []
     course = course_runs(run_dir.parent)

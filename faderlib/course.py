@@ -26,7 +26,7 @@ from .celeba import DATA_ENV_VAR, read_celeba, resolve_data_dir
 from .classifier import ClassifierConfig, train_classifier
 from .config import parse_attributes
 from .devices import describe_device
-from .runs import CourseRuns, course_runs, find_run, run_record
+from .runs import holds_run, run_record
 from .sliders import SliderApp
 from .synth import ensure_synthetic, is_synthetic
 from .train import RECIPES, TrainConfig, Trainer
@@ -133,6 +133,61 @@ def environment_check(requirements: Sequence[tuple[str, str, str | None]] = REQU
         report.caches = f"{os.environ[CACHE_ENV_VAR]} (${CACHE_ENV_VAR})"
     return report
 
+
+
+# ----------------------------------------------------------------------------- the course's folder of runs
+@dataclass
+class CourseRuns:
+    """Where the course's runs are: the Fader network to use, and where its companions
+    (classifier, lambda_E = 0 ablation, the other balancing choice) are or will be written.
+
+    The course keeps a run with its companions in one folder, the layout ``fader demo`` writes
+    in ``runs/demo`` (``RUN_DIR`` in the notebooks)::
+
+        RUN_DIR/fader/              the Fader network (notebook 03)
+        RUN_DIR/ablation_lambda0/   the same network trained with lambda_E = 0 (notebook 03)
+        RUN_DIR/classifier/         the attribute classifier that judges swaps (notebooks 03, 05)
+        RUN_DIR/unbalanced/         the run again with the other class-balancing choice (notebook 05)
+    """
+
+    fader: Path
+    classifier: Path
+    ablation: Path
+    unbalanced: Path
+    source: str
+
+    def __str__(self) -> str:
+        return f"Fader network: {self.fader} ({self.source})"
+
+
+def course_runs(run_dir: str | os.PathLike) -> CourseRuns:
+    """The layout of the course folder ``run_dir`` (see :class:`CourseRuns`). A folder
+    that is itself a run (made by ``fader train --out``) keeps its companions beside it,
+    named ``<run>_classifier`` and so on."""
+    root = Path(run_dir)
+    if holds_run(root) or ((root / "config.json").is_file() and not (root / "fader").exists()):
+        return CourseRuns(root, root.with_name(root.name + "_classifier"), root.with_name(root.name + "_lambda0"),
+                          root.with_name(root.name + "_unbalanced"), "a run folder")
+    return CourseRuns(root / "fader", root / "classifier", root / "ablation_lambda0", root / "unbalanced",
+                      "the course folder")
+
+
+def find_run(run_dir: str | os.PathLike, demo_dir: str | os.PathLike | None = None) -> CourseRuns | None:
+    """The trained run to use: in ``run_dir`` (a course folder or a run folder), else in
+    ``demo_dir`` (``runs/demo`` after ``make demo``), else None. Companions that the run's
+    folder lacks are placed in ``run_dir``."""
+    mine = course_runs(run_dir)
+    if holds_run(mine.fader):
+        return CourseRuns(mine.fader, mine.classifier, mine.ablation, mine.unbalanced, f"trained in {run_dir}")
+    if demo_dir is not None:
+        demo = course_runs(demo_dir)
+        if holds_run(demo.fader):
+            def pick(theirs: Path, ours: Path) -> Path:
+                return theirs if theirs.exists() else ours
+
+            return CourseRuns(demo.fader, pick(demo.classifier, mine.classifier), pick(demo.ablation, mine.ablation),
+                              mine.unbalanced, f"the demo's run in {demo_dir}")
+    return None
 
 
 # ----------------------------------------------------------------------------- data, run, classifier

@@ -48,10 +48,11 @@ from .config import jsonable
 from .course import CLASSIFIER_MODEL, CLASSIFIER_STEPS, N_FACES
 from .evaluate import evaluate
 from .interpolate import interpolation_grid
+from .metrics_log import read_metrics
 from .plots import plot_training
 from .progress import Progress
 from .reports import mean_swap_accuracy
-from .runs import load_run, read_metrics
+from .runs import load_run
 from .synth import ensure_synthetic
 from .train import TrainConfig, Trainer
 

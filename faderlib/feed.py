@@ -1,7 +1,8 @@
 """The training batches, fed to the device: drawn in order from one generator, read as uint8,
 moved, then flipped and scaled to [-1, 1] where the networks are.
 
-A :class:`~faderlib.train.Trainer` takes two batches per iteration from a :class:`BatchFeed`.
+A :class:`~faderlib.train.Trainer` opens its data once (:class:`TrainingData`) and takes two
+batches per iteration from a :class:`BatchFeed`.
 Three ways to feed, the same batches from each (the same draws from the generator, in the
 same order, so a resumed run replays exactly):
 
@@ -25,11 +26,16 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from .data import FaderDataset
+from .cache import prepared
+from .data import FaderDataset, balanced_weights
 from .images import to_float
+
+if TYPE_CHECKING:
+    from .devices import Placement
 
 #: Images uploaded per chunk by :func:`resident_split` (a bounded host copy, whatever the split's size).
 UPLOAD_CHUNK = 4096
@@ -189,3 +195,37 @@ class BatchFeed:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class TrainingData:
+    """The data a training run reads, opened once for its configuration ``config`` (a
+    :class:`~faderlib.train.TrainConfig`) where ``placement`` computes (:class:`~faderlib.devices.Placement`):
+
+    * the prepared cache (:func:`faderlib.cache.prepared`): rank 0 builds it, the other ranks then reuse it;
+    * ``config``: the configuration with ``balance="auto"`` decided on the data (``TrainConfig.for_data``);
+    * ``train`` (flipped at random if ``config.flip``) and ``valid``: the splits, with the run's attributes;
+      ``root``: the data set's folder;
+    * ``weights``: per-example weights for class-balanced draws (``config.balance``), or None;
+    * ``on_device`` and ``prefetch``: how training batches reach the device (``Placement.feed_plan``).
+    """
+
+    def __init__(self, config, placement: Placement, progress: bool = False):
+        dist = placement.dist
+        data = dist.main_first(lambda: prepared(config.data_dir, config.image_size, progress=progress and dist.main))
+        self.config = config = config.for_data(data)
+        self.root, self.placement = str(data.root), placement
+        names = config.model_config().attribute_names
+        self.train = FaderDataset(data, "train", names, flip=config.flip)
+        self.valid = FaderDataset(data, "valid", names, flip=False)
+        self.weights = balanced_weights(self.train, config.balance) if config.balance else None
+        self.on_device, self.prefetch = placement.feed_plan(config.data_on_device, config.prefetch,
+                                                            split_bytes(self.train))
+        self._resident: Resident | None = None  # uploaded at the first feed
+
+    def feed(self, generator: torch.Generator) -> BatchFeed:
+        """The training batches, drawn with replacement from ``generator`` (so a resumed run draws the same)."""
+        device = self.placement.device
+        if self.on_device and self._resident is None:
+            self._resident = resident_split(self.train, device)
+        return BatchFeed(self.train, self.config.batch_size, generator, device, weights=self.weights,
+                         channels_last=self.placement.channels_last, prefetch=self.prefetch, resident=self._resident)

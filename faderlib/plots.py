@@ -26,7 +26,7 @@ from .visual import FIGURE_DPI, FaceFigure, Picture, face_inches
 
 
 def plot_training(metrics, majority_rates: dict[str, float] | None = None, title: str = "") -> Figure:
-    """Four panels from a metrics log (:func:`faderlib.runs.read_metrics`): the
+    """Four panels from a metrics log (:func:`faderlib.metrics_log.read_metrics`): the
     reconstruction loss (train and validation), the discriminator's loss, its accuracy
     (with the majority rate it should fall to), and the schedule of lambda_E.
 

@@ -1,22 +1,36 @@
 """Training a Fader Network: the learning algorithm of the paper (section 3; docs/paper_notes.md,
 sections 1 and 3).
 
-Each iteration takes one latent-discriminator step, then one autoencoder step, each on its
-own random batch (drawn with replacement, as the reference code did):
+Notation (paper notes, section 1): an image x in [-1, 1] with attributes y; the encoder E gives the
+latent code z = E(x); the decoder D rebuilds x_hat = D(z, y); the latent discriminator P sees z
+alone and predicts y, p_P(y | z); lambda_E weights the adversarial term. Each iteration takes one
+latent-discriminator step, then one autoencoder step, each on its own random batch of m pairs
+(drawn with replacement, as the reference code did):
 
-1. :meth:`Trainer.discriminator_step`, loss (1): z = E(x) is computed without gradient
-   (encoder in eval mode); P learns to predict the TRUE attributes y from z;
-2. :meth:`Trainer.autoencoder_step`, loss (3): ``||D(E(x), y) - x||^2 + lambda_E * CE(P(E(x)), 1 - y)``;
-   only E and D are stepped: the encoder learns to make P predict the flipped attributes,
-   i.e. to leave no trace of y in z.
+1. :meth:`Trainer.discriminator_step`, loss (1), over P only::
+
+       L_dis = -1/m sum log p_P(y | E(x))
+
+   z = E(x) is computed without gradient (E in eval mode): P learns the TRUE attributes y from z;
+2. :meth:`Trainer.autoencoder_step`, loss (3), over E and D only::
+
+       L_adv = 1/m sum ||D(E(x), y) - x||^2 - lambda_E log p_P(y' | E(x))
+
+   with y' the flipped attributes (1 - y): the encoder learns to make P predict y', i.e. to leave
+   no trace of y in z, while D learns to read the attributes from y. lambda_E grows from 0 over
+   the first steps (:func:`faderlib.losses.lambda_e`), the learning rate may fall to 0 over the
+   last ones (:func:`faderlib.losses.learning_rate`). Changing y at test time then changes the image.
 
 (The loss numbers are the kit's, used throughout the code and the notebooks; section 1 of
-docs/paper_notes.md says how they relate to the paper's.)
+docs/paper_notes.md says how they relate to the paper's.) An optional patch discriminator on
+images (:meth:`Trainer.patch_step`, ``patch_weight > 0``; not in the paper) adds a realism term.
 
-The same :class:`Trainer` runs from ``fader train``, from a notebook and under ``torchrun``.
-A run folder (:mod:`faderlib.runs`) holds ``config.json``, ``metrics.jsonl``,
+The same :class:`Trainer` runs from ``fader train``, from a notebook and under ``torchrun``: where it
+computes is decided once (:class:`faderlib.devices.Placement`), and everything it keeps on disk goes
+through its :class:`~faderlib.runfolder.RunFolder`: ``config.json``, ``metrics.jsonl``,
 ``checkpoints/last.pt`` (always the latest), ``checkpoints/best.pt`` (best validation
-reconstruction) and ``samples/``. Rerunning the same command on a run folder resumes it exactly.
+reconstruction) and ``samples/`` (:mod:`faderlib.runs`). Rerunning the same command on a run folder
+resumes it exactly.
 
 :class:`TrainConfig` holds every setting, with the paper's defaults; :data:`RECIPES` names the
 other recipes the kit uses (``TrainConfig.from_recipe("course", ...)``).
@@ -27,7 +41,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -35,21 +48,17 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from . import checkpoint as ckpt
-from .cache import prepared
-from .config import ModelConfig, from_settings, jsonable, parse_attributes
-from .data import FaderDataset, balanced_weights, choose_balance
-from .devices import PRECISIONS, autocast, choose_precision, fits_on_device, init_distributed, pick_device, \
-    use_channels_last
-from .errors import CheckpointError, ConfigError, FolderInUseError, TrainingError, did_you_mean
-from .feed import BatchFeed, place, resident_split, split_bytes
-from .files import FolderLock, check_free_space, remove_temporary_files
+from .config import ModelConfig, from_settings, parse_attributes
+from .data import choose_balance
+from .devices import PRECISIONS, Placement, pick_device
+from .errors import ConfigError, TrainingError, did_you_mean
+from .feed import TrainingData, place
 from .losses import adversarial_loss, discriminator_loss, lambda_e, learning_rate, patch_loss, reconstruction_loss
 from .metrics import accuracy, correct_counts
+from .metrics_log import LogWindow
 from .models import AutoEncoder, LatentDiscriminator, PatchDiscriminator
 from .progress import Progress
-from .runs import (FORMAT_VERSION, LogWindow, append_metrics, check_checkpoint_belongs, claim_run_dir, resume_advice,
-                   truncate_metrics)
+from .runfolder import RunFolder
 from .visual import edit_grid
 
 #: Named training recipes: what each changes from the paper's defaults (the fields of TrainConfig).
@@ -70,10 +79,6 @@ RECIPES["tiny"] = {**RECIPES["course"], "image_size": 32, "steps": 30, "lambda_r
 
 #: Steps of a recipe when ``steps=None`` on a CUDA GPU (the recipe's own steps elsewhere).
 GPU_STEPS = {"course": 20_000}
-
-#: torch.compile's backend for ``compile=True`` ("eager" traces without generating code: tests use it).
-COMPILE_BACKEND = "inductor"
-
 
 
 @dataclass
@@ -110,10 +115,9 @@ class TrainConfig:
     prefetch: int | str = "auto"         # batches read ahead by a thread; "auto": 2 on CUDA, 0 on CPU
     data_on_device: str | bool = "auto"  # the training split uploaded once; "auto": on a GPU where it fits
 
-    #: Settings that may change when a run is resumed: they change how fast, not what is learnt
-    #: (``bf16`` is the name ``precision`` had in run folders of earlier versions).
+    #: Settings that may change when a run is resumed: they change how fast, not what is learnt.
     RUNTIME_KEYS = ("steps", "checkpoint_every", "eval_every", "eval_images", "log_every", "device",
-                    "precision", "channels_last", "compile", "prefetch", "data_on_device", "bf16")
+                    "precision", "channels_last", "compile", "prefetch", "data_on_device")
 
     def __post_init__(self):
         self.attributes = tuple(a.spec for a in parse_attributes(self.attributes))
@@ -169,7 +173,12 @@ class TrainConfig:
     def for_data(self, data) -> "TrainConfig":
         """This configuration with ``balance="auto"`` decided on ``data`` (a prepared cache):
         the rarest of the attributes if its rarer class is under 15 % of the training split
-        (:func:`faderlib.data.choose_balance`; Eyeglasses, 6.5 % in CelebA), else no balancing."""
+        (:func:`faderlib.data.choose_balance`; Eyeglasses, 6.5 % in CelebA), else no balancing.
+
+        Both steps draw class-balanced batches. Tried: the discriminator on natural draws. Its prior
+        then says "no glasses", the flipped target of the adversarial loss can no longer be met by an
+        attribute-blind z, and the encoder learns to write anti-glasses into z: 4 dB worse
+        reconstruction at 3,000 demo steps."""
         if self.balance != "auto":
             return self
         return dataclasses.replace(self, balance=choose_balance(data, self.attributes))
@@ -177,26 +186,14 @@ class TrainConfig:
     def model_config(self) -> ModelConfig:
         return ModelConfig.from_preset(self.preset, self.image_size, list(self.attributes), **self.model)
 
-    #: Settings added after the first runs were recorded, with the value that reproduces those
-    #: runs: left out of a record while they hold it, so that an older run folder (and its
-    #: checkpoints' fingerprints) stays the same run.
-    LATER_DEFAULTS = {"lr_decay": 0.0, "patch_weight": 0.0}
-
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        for key, default in self.LATER_DEFAULTS.items():
-            if d.get(key) == default:
-                del d[key]
-        return d
+        """Every setting, as a run folder records it (``config.json``'s ``train``)."""
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        """The configuration a run folder recorded (``config.json``'s ``train``); a record of an
-        earlier version, with ``bf16`` true or false, reads as precision ``bf16`` or ``fp32``."""
-        d = dict(d)
-        if "bf16" in d:
-            d.setdefault("precision", "bf16" if d.pop("bf16") else "fp32")
-        return from_settings(cls, d, "training")
+        """The configuration a run folder recorded (``config.json``'s ``train``)."""
+        return from_settings(cls, dict(d), "training")
 
 
 class Trainer:
@@ -205,10 +202,9 @@ class Trainer:
     ``progress``: True (a bar labelled "training"), False, or a :class:`~faderlib.progress.Progress`
     (a label and a line, for runs side by side). ``callbacks``: functions ``(trainer, row)``
     called with every logged row (a live plot, an early stop). ``resume_from``: the checkpoint
-    of the run folder to resume from, ``last.pt`` or ``best.pt`` (when last.pt is damaged).
-
-    The run folder is locked while the Trainer lives (:class:`faderlib.files.FolderLock`): a
-    second process on the same folder is refused; :meth:`close` (or dropping the Trainer) frees it.
+    of the run folder to resume from, ``last.pt`` or ``best.pt`` (when last.pt is damaged). The run
+    folder is locked while the Trainer lives (:class:`~faderlib.runfolder.RunFolder`): a second
+    process on it is refused; :meth:`close` (or dropping the Trainer) frees it.
 
     >>> trainer = Trainer(TrainConfig(attributes=["Smiling"], steps=200), "runs/try")  # doctest: +SKIP
     >>> trainer.train()                                                                 # doctest: +SKIP
@@ -217,204 +213,37 @@ class Trainer:
     def __init__(self, config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool | Progress = True,
                  callbacks: Sequence[Callable[["Trainer", dict], None]] = (), resume: bool = True,
                  resume_from: str = "last.pt"):
-        self.run_dir = Path(run_dir)
-        self.progress = Progress.of(progress, "training")
-        self.callbacks = list(callbacks)
-
-        # where: one process, or one of several under torchrun (devices.py)
-        self.dist, device_name = init_distributed(config.device)
-        self.device = pick_device(device_name)
-        self.precision = choose_precision(config.precision, self.device, config.image_size)
-        self.channels_last = use_channels_last(config.channels_last, self.device)
-
-        # data: one memory-mapped cache, read batch by batch; rank 0 builds it, the others then reuse it
-        if not self.dist.main:
-            self.dist.barrier()
-        data = prepared(config.data_dir, config.image_size, progress=self.progress.enabled and self.dist.main)
-        if self.dist.main:
-            self.dist.barrier()
-        self.config = config = config.for_data(data)
-        self.model_config = config.model_config()
-        self.data_root = str(data.root)
-        self.train_set = FaderDataset(data, "train", self.model_config.attribute_names, flip=config.flip)
-        self.valid_set = FaderDataset(data, "valid", self.model_config.attribute_names, flip=False)
-        # class-balanced draws (config.balance) for both steps. Tried: the discriminator on natural
-        # draws. Its prior then says "no glasses", the flipped target of the adversarial loss can no
-        # longer be met by an attribute-blind z, and the encoder learns to write anti-glasses into z:
-        # 4 dB worse reconstruction at 3,000 demo steps.
-        self.weights = balanced_weights(self.train_set, config.balance) if config.balance else None
-        # how batches reach the device (faderlib.feed): the split on the device when it fits there
-        on_device = config.data_on_device
-        self.data_on_device = fits_on_device(split_bytes(self.train_set), self.device) if on_device == "auto" \
-            else bool(on_device)
-        self.prefetch = (2 if self.device.type == "cuda" and not self.data_on_device else 0) \
-            if config.prefetch == "auto" else config.prefetch
-        self._resident = None  # uploaded at the first train()
-
-        # networks and optimisers; the same initial weights on every rank
-        torch.manual_seed(config.seed)
-        self.ae = AutoEncoder(self.model_config).to(self.device)
-        self.dis = LatentDiscriminator(self.model_config).to(self.device)
-        if self.channels_last:
-            self.ae.to(memory_format=torch.channels_last)
-            self.dis.to(memory_format=torch.channels_last)
-        betas = (config.beta1, config.beta2)
-        # the fused Adam kernel: one pass over all parameters; on 2 CPU cores it takes 4 ms per
-        # iteration where PyTorch's default per-parameter loop takes 10-15 ms (benchmarks/bench_train.py)
-        fused = True if self.device.type in ("cpu", "cuda") else None
-        self.opt_ae = torch.optim.Adam(self.ae.parameters(), lr=config.lr, betas=betas, fused=fused)
-        self.opt_dis = torch.optim.Adam(self.dis.parameters(), lr=config.lr, betas=betas, fused=fused)
-        # the optional patch discriminator on images (patch_weight > 0): real faces against reconstructions
-        self.ptc = self.opt_ptc = None
-        if config.patch_weight > 0:
-            self.ptc = PatchDiscriminator(self.model_config).to(self.device)
-            if self.channels_last:
-                self.ptc.to(memory_format=torch.channels_last)
-            self.opt_ptc = torch.optim.Adam(self.ptc.parameters(), lr=config.lr, betas=betas, fused=fused)
-        self.ae_ddp, self.dis_ddp = self.dist.wrap(self.ae, self.device), self.dist.wrap(self.dis, self.device)
-        # what the two steps call: the same networks, compiled if asked (the weights stay in self.ae, self.dis)
-        self._ae_fwd, self._dis_fwd = self.ae_ddp, self.dis_ddp
-        if config.compile:
-            self._ae_fwd = torch.compile(self.ae_ddp, backend=COMPILE_BACKEND)
-            self._dis_fwd = torch.compile(self.dis_ddp, backend=COMPILE_BACKEND)
+        self.progress, self.callbacks = Progress.of(progress, "training"), list(callbacks)
+        # where: one process or one of several under torchrun; the device, precision and layout (devices.py)
+        self.placement = p = Placement.choose(config.device, config.precision, config.channels_last, config.image_size)
+        self.dist, self.device, self.precision, self.channels_last = p.dist, p.device, p.precision, p.channels_last
+        self.data = TrainingData(config, p, progress=self.progress.enabled)  # the cache, the splits, the batches
+        self.config = config = self.data.config                             # balance="auto" decided on the data
+        self.model_config, self.train_set, self.valid_set = config.model_config(), self.data.train, self.data.valid
+        self._build_networks()                                              # E, D, P and their optimisers
         # each rank draws its own batches and dropout masks; the flipped values of K-valued
         # attributes have a stream of their own, so that batches can be drawn ahead of the steps
         rank_seed = config.seed + 1000 * self.dist.rank
         torch.manual_seed(rank_seed)
         self.generator = torch.Generator().manual_seed(rank_seed)
         self.flip_generator = torch.Generator().manual_seed(rank_seed + 500)
-        self._rng_next = self.generator.get_state()  # the batch stream's state after the last full iteration
-        self.window = LogWindow(self.device)         # the metrics log's running averages, on the device
-
-        self.step = 0
-        self.best_valid = math.inf
-        self._lock = FolderLock(self.run_dir, "training") if self.dist.main else None
-        self._open_run_dir(resume, resume_from)
-
-    def close(self) -> None:
-        """Free the run folder, and end a run of several processes cleanly: wait for every rank,
-        release the DDP wrappers, then the process group (:meth:`faderlib.devices.Dist.close`)."""
-        if self.dist.world > 1:
-            self.dist.barrier()
-            self.ae_ddp, self.dis_ddp = self.ae, self.dis
-            self.dist.close()
-        if self._lock is not None:
-            self._lock.release()
-
-    # ------------------------------------------------------------------ run folder
-    @property
-    def checkpoint_dir(self) -> Path:
-        return self.run_dir / "checkpoints"
-
-    def settings_fingerprint(self) -> str:
-        """What makes this run this run (its settings but those that may change on resume)."""
-        train = {k: v for k, v in jsonable(self.config.to_dict()).items() if k not in TrainConfig.RUNTIME_KEYS}
-        return ckpt.fingerprint({"train": train, "model": self.model_config.to_dict()})
-
-    def _open_run_dir(self, resume: bool, resume_from: str) -> None:
-        # Rank 0 alone locks, inspects and writes the folder, then tells the others what it decided:
-        # a rank checking while rank 0 is half-way through creating it would see a foreign folder.
-        error = None
-        if self.dist.main:
-            record = {"format_version": FORMAT_VERSION, "train": self.config.to_dict(),
-                      "model": self.model_config.to_dict(), "data_root": self.data_root}
-            try:
-                self._lock.acquire()
-                claim_run_dir(self.run_dir, record, TrainConfig.RUNTIME_KEYS, resume)
-                for name in ("last.pt", "best.pt"):  # what saves killed half-way left behind
-                    remove_temporary_files(self.checkpoint_dir, name)
-                for name in ("config.json", "metrics.jsonl"):
-                    remove_temporary_files(self.run_dir, name)
-            except (TrainingError, FolderInUseError) as exc:
-                self._lock.discard()
-                error = (type(exc).__name__, str(exc))
-        error = self.dist.broadcast(error)
-        if error is not None:
-            raise (FolderInUseError if error[0] == "FolderInUseError" else TrainingError)(error[1])
-        try:
-            path = self.checkpoint_dir / resume_from
-            if resume and (path.exists() or resume_from != "last.pt"):
-                self.load_checkpoint(path)
-            elif self.dist.main:
-                truncate_metrics(self.run_dir, 0)  # killed before its first checkpoint
-        except BaseException:
-            self.close()
-            raise
-
-    def load_checkpoint(self, path: str | os.PathLike) -> None:
-        """Restore model, optimisers, schedule position, data order, every RNG state and the
-        running window of the log. Refuses, naming the file and the reason, a checkpoint that is
-        damaged or of another run; says then whether ``best.pt`` can be resumed from instead."""
-        path = Path(path)
-        try:
-            state = ckpt.load(path, map_location=self.device)
-            self._check_belongs(path, state)
-        except (CheckpointError, FileNotFoundError) as exc:
-            raise CheckpointError(f"{exc}. {resume_advice(self.checkpoint_dir, path, self._check_belongs)}") from None
-        self.ae.load_state_dict(state["autoencoder"])
-        self.dis.load_state_dict(state["latent_discriminator"])
-        self.opt_ae.load_state_dict(state["opt_autoencoder"])
-        self.opt_dis.load_state_dict(state["opt_latent_discriminator"])
-        if self.ptc is not None:
-            self.ptc.load_state_dict(state["patch_discriminator"])
-            self.opt_ptc.load_state_dict(state["opt_patch_discriminator"])
-        self.step = int(state["step"])
-        self.best_valid = float(state["best_valid"])
-        ckpt.set_rng_state(state["rng"][self.dist.rank], generator=self.generator, flip_generator=self.flip_generator)
-        self._rng_next = self.generator.get_state()
-        self.window.load(state.get("window"))  # the log's running averages continue as if never stopped
-        if self.dist.main:
-            truncate_metrics(self.run_dir, self.step)
-
-    def _check_belongs(self, path: Path, state: dict) -> None:
-        check_checkpoint_belongs(path, state, self.settings_fingerprint(), self.config.to_dict(),
-                                 self.model_config.to_dict(), TrainConfig.RUNTIME_KEYS)
-
-    def save_checkpoint(self, name: str = "last.pt") -> Path | None:
-        """Write everything :meth:`load_checkpoint` restores (rank 0 writes; every rank's random state).
-        The batch stream is saved where the last full iteration left it (a prefetch thread may
-        have drawn further)."""
-        states = self.dist.gather(ckpt.rng_state(generator=self._rng_next, flip_generator=self.flip_generator.get_state()))
-        if not self.dist.main:
-            return None
-        state = {
-            "format_version": FORMAT_VERSION,
-            "fingerprint": self.settings_fingerprint(),
-            "step": self.step,
-            "best_valid": self.best_valid,
-            "window": self.window.state(),
-            "model_config": self.model_config.to_dict(),
-            "train_config": self.config.to_dict(),
-            "autoencoder": self.ae.state_dict(),
-            "latent_discriminator": self.dis.state_dict(),
-            "opt_autoencoder": self.opt_ae.state_dict(),
-            "opt_latent_discriminator": self.opt_dis.state_dict(),
-            **({"patch_discriminator": self.ptc.state_dict(), "opt_patch_discriminator": self.opt_ptc.state_dict()}
-               if self.ptc is not None else {}),
-            "rng": [{k: (v.cpu() if torch.is_tensor(v) else [t.cpu() for t in v]) for k, v in s.items()}
-                    for s in states],
-        }
-        return ckpt.atomic_save(state, self.checkpoint_dir / name)
-
-    # ------------------------------------------------------------------ batches
-    def _feed(self) -> BatchFeed:
-        """The training batches, drawn with replacement from our generator (so a resumed run draws the same)."""
-        if self.data_on_device and self._resident is None:
-            self._resident = resident_split(self.train_set, self.device)
-        return BatchFeed(self.train_set, self.config.batch_size, self.generator, self.device, weights=self.weights,
-                         channels_last=self.channels_last, prefetch=self.prefetch, resident=self._resident)
-
-    def _autocast(self):
-        return autocast(self.device, self.precision)
+        self.stream_state = self.generator.get_state()  # the batch stream after the last full iteration
+        self.window = LogWindow(self.device)            # the metrics log's running averages, on the device
+        self.step, self.best_valid = 0, math.inf
+        # the run folder: locked while the Trainer lives, made this run's, resumed from (runfolder.py)
+        self.folder = RunFolder(run_dir, config.to_dict(), self.model_config.to_dict(), self.data.root,
+                                TrainConfig.RUNTIME_KEYS, self.dist)
+        self.run_dir, self.checkpoint_dir = self.folder.path, self.folder.checkpoint_dir
+        self.folder.open(self, resume, resume_from)
 
     # ------------------------------------------------------------------ the two steps
     def discriminator_step(self, x: torch.Tensor, y: torch.Tensor) -> dict:
         """Loss (1): P learns y from z = E(x); E is in eval mode and gets no gradient."""
         self.ae.eval()
         self.dis_ddp.train()
-        with torch.no_grad(), self._autocast():
+        with torch.no_grad(), self.placement.autocast():
             z = self.ae.encode(x)
-        with self._autocast():
+        with self.placement.autocast():
             logits = self._dis_fwd(z)
             loss = discriminator_loss(logits.float(), y, self.model_config)
         self.opt_dis.zero_grad(set_to_none=True)
@@ -423,19 +252,6 @@ class Trainer:
         self.opt_dis.step()
         return {"dis_loss": loss.detach(), "dis_accuracy": accuracy(logits.detach(), y, self.model_config)}
 
-    def patch_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """The optional patch discriminator learns real faces x -> 1, their reconstructions -> 0."""
-        self.ae.eval()
-        self.ptc.train()
-        with torch.no_grad(), self._autocast():
-            x_hat = self.ae(x, y)[1]
-        with self._autocast():
-            loss = patch_loss(self.ptc(x).float(), True) + patch_loss(self.ptc(x_hat).float(), False)
-        self.opt_ptc.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.ptc.parameters(), self.config.clip_grad_norm)
-        self.opt_ptc.step()
-
     def autoencoder_step(self, x: torch.Tensor, y: torch.Tensor) -> dict:
         """Loss (3): reconstruct x from (E(x), y) and fool P; only E and D are stepped."""
         lam = lambda_e(self.step, self.config.lambda_e, self.config.lambda_ramp)
@@ -443,7 +259,7 @@ class Trainer:
         self.dis.eval()
         self.dis.requires_grad_(False)
         try:
-            with self._autocast():
+            with self.placement.autocast():
                 z, x_hat = self._ae_fwd(x, y)
                 rec = reconstruction_loss(x_hat.float(), x)
                 adv = adversarial_loss(self.dis(z).float(), y, self.model_config, self.flip_generator) if lam > 0 \
@@ -463,6 +279,19 @@ class Trainer:
         self.opt_ae.step()
         return {"rec_loss": rec.detach(), "adv_loss": adv.detach(), "lambda_e": lam}
 
+    def patch_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """The optional patch discriminator learns real faces x -> 1, their reconstructions -> 0."""
+        self.ae.eval()
+        self.ptc.train()
+        with torch.no_grad(), self.placement.autocast():
+            x_hat = self.ae(x, y)[1]
+        with self.placement.autocast():
+            loss = patch_loss(self.ptc(x).float(), True) + patch_loss(self.ptc(x_hat).float(), False)
+        self.opt_ptc.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.ptc.parameters(), self.config.clip_grad_norm)
+        self.opt_ptc.step()
+
     # ------------------------------------------------------------------ the loop
     def train(self, steps: int | None = None) -> list[dict]:
         """Train up to ``steps`` iterations in all (default: the configured number).
@@ -477,8 +306,8 @@ class Trainer:
         total = self.config.steps if steps is None else steps
         logged: list[dict] = []
         bar = self.progress.bar(total, unit="step", initial=self.step, enabled=self.dist.main)
-        feed = self._feed()
-        t0, images = time.perf_counter(), 0
+        feed = self.data.feed(self.generator)
+        self.window.start_clock()
         try:
             while self.step < total:
                 self._set_lr()
@@ -488,17 +317,13 @@ class Trainer:
                     self.patch_step(batch.x, batch.y)
                 batch = feed.next()
                 a = self.autoencoder_step(batch.x, batch.y)
-                self._rng_next = batch.rng_state
+                self.stream_state = batch.rng_state
                 self.window.add(self.step + 1, [d["dis_loss"], d["dis_accuracy"], a["rec_loss"], a["adv_loss"]],
-                                a["lambda_e"])
+                                a["lambda_e"], images=2 * batch.x.shape[0])
                 self.step += 1
-                images += 2 * batch.x.shape[0]
                 if self.step % self.config.log_every == 0 or self.step == total:
                     self._check_finite()
-                    row = self.window.row(self.step)  # the one read of the device per row
-                    elapsed = time.perf_counter() - t0
-                    row["images_per_s"] = images * self.dist.world / max(elapsed, 1e-9)
-                    images, t0 = 0, time.perf_counter()
+                    row = self.window.row(self.step, self.dist.world)  # the one read of the device per row
                     self._log(row, logged)
                     bar.set_postfix(rec=f"{row['rec_loss']:.4f}", dis=f"{row['dis_loss']:.3f}",
                                     acc=f"{row['dis_accuracy']:.2f}", lam=f"{row['lambda_e']:.1e}")
@@ -511,16 +336,14 @@ class Trainer:
                 bar.update(1)
         finally:
             feed.close()
-            self.generator.set_state(self._rng_next)  # where the last full iteration left the stream
+            self.generator.set_state(self.stream_state)  # where the last full iteration left the stream
             bar.close()
         return logged
 
     def _set_lr(self) -> None:
-        """Both optimisers at the schedule's rate for this step (:func:`faderlib.losses.learning_rate`)."""
+        """Every optimiser at the schedule's rate for this step (:func:`faderlib.losses.learning_rate`)."""
         lr = learning_rate(self.step, self.config.lr, self.config.steps, self.config.lr_decay)
-        for opt in (self.opt_ae, self.opt_dis, self.opt_ptc):
-            if opt is None:
-                continue
+        for opt in filter(None, (self.opt_ae, self.opt_dis, self.opt_ptc)):
             for group in opt.param_groups:
                 group["lr"] = lr
 
@@ -528,29 +351,17 @@ class Trainer:
         """Stop if a loss of the steps since the last check was not finite (on any rank)."""
         found = self.window.first_bad()
         if self.dist.any(found is not None, self.device):
-            first, bad = found if found is not None else (None, {})
-            what = ", ".join(f"{k} = {v}" for k, v in bad.items() if k.endswith("loss") and not math.isfinite(v))
-            step = f"step {first}" if first is not None else f"a step up to {self.step}"
             raise TrainingError(
-                f"{step}: {what or 'a loss on another rank'} is not finite (found at the check of step "
-                f"{self.step}); training stopped. The last good checkpoint ({self.checkpoint_dir / 'last.pt'}, "
-                f"step {self._last_saved_step()}) is kept. Try a smaller learning rate or lambda_E."
-            )
-
-    def _last_saved_step(self) -> int | str:
-        path = self.checkpoint_dir / "last.pt"
-        try:
-            return int(ckpt.load(path)["step"]) if path.exists() else 0
-        except CheckpointError:
-            return "unreadable"
+                f"{LogWindow.describe_bad(found, self.step)}; training stopped. The last good checkpoint "
+                f"({self.checkpoint_dir / 'last.pt'}, step {self.folder.last_saved_step()}) is kept. "
+                "Try a smaller learning rate or lambda_E.")
 
     def _log(self, row: dict, logged: list[dict]) -> None:
         logged.append(row)
-        if not self.dist.main:
-            return
-        append_metrics(self.run_dir, row)
-        for cb in self.callbacks:
-            cb(self, row)
+        if self.dist.main:
+            self.folder.log(row)
+            for cb in self.callbacks:
+                cb(self, row)
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()
@@ -565,7 +376,7 @@ class Trainer:
             idx = torch.arange(start, min(start + 64, n))
             x, y = self.valid_set.batch(idx)
             x, y = place(x, self.device, self.channels_last), y.to(self.device)
-            with self._autocast():
+            with self.placement.autocast():
                 z = self.ae.encode(x)
                 x_hat = self.ae.decode(z, y)
                 logits = self.dis(z)
@@ -579,12 +390,38 @@ class Trainer:
         if self.dist.broadcast(row["rec_loss"] < self.best_valid):  # rank 0's decision: BatchNorm differs a little
             self.best_valid = row["rec_loss"]
             self.save_checkpoint("best.pt")
-        if self.dist.main:
-            self._save_samples()
+        if self.dist.main:  # the same 8 validation faces at every validation, their attributes swapped
+            x, y = self.valid_set.batch(torch.arange(min(8, len(self.valid_set))))
+            self.folder.save_sample(edit_grid(self.ae, x.to(self.device), y.to(self.device)), self.step)
         return row
 
-    def _save_samples(self, n: int = 8) -> None:
-        x, y = self.valid_set.batch(torch.arange(min(n, len(self.valid_set))))
-        grid = edit_grid(self.ae, x.to(self.device), y.to(self.device))
-        check_free_space(self.run_dir / "samples", 3 * grid.width * grid.height, "a sample grid")  # PNG, at most raw
-        grid.save(self.run_dir / "samples" / f"step_{self.step:07d}.png")
+    # ------------------------------------------------------------------ the networks
+    def _build_networks(self) -> None:
+        """E and D (the autoencoder), P, the optional patch discriminator on images (patch_weight > 0:
+        real faces against reconstructions) and their Adam optimisers, with the same initial weights
+        on every rank; and what the two steps call: the same networks, compiled if asked."""
+        config, put = self.config, self.placement.put
+        torch.manual_seed(config.seed)
+        self.ae, self.dis = put(AutoEncoder(self.model_config)), put(LatentDiscriminator(self.model_config))
+        self.ptc = put(PatchDiscriminator(self.model_config)) if config.patch_weight > 0 else None
+        def adam(net: nn.Module) -> torch.optim.Adam:  # fused where the device has the kernel (devices.py)
+            return self.placement.adam(net.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
+
+        self.opt_ae, self.opt_dis = adam(self.ae), adam(self.dis)
+        self.opt_ptc = adam(self.ptc) if self.ptc is not None else None
+        self.ae_ddp, self._ae_fwd = self.placement.wrap(self.ae, config.compile)
+        self.dis_ddp, self._dis_fwd = self.placement.wrap(self.dis, config.compile)
+
+    # ------------------------------------------------------------------ the run folder
+    def save_checkpoint(self, name: str = "last.pt") -> Path | None:
+        """Save everything a resumed run restores as ``checkpoints/<name>`` (:meth:`RunFolder.save_checkpoint`)."""
+        return self.folder.save_checkpoint(self, name)
+
+    def close(self) -> None:
+        """Free the run folder, and end a run of several processes cleanly: wait for every rank,
+        release the DDP wrappers, then the process group (:meth:`faderlib.devices.Dist.close`)."""
+        if self.dist.group:
+            self.dist.barrier()
+            self.ae_ddp, self.dis_ddp = self.ae, self.dis
+            self.dist.close()
+        self.folder.close()

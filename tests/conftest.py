@@ -42,7 +42,7 @@ def celeba_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def course_dir(synthetic_dir, tmp_path_factory):
-    """A course folder (the layout of faderlib.runs) with a tiny Fader run of the course's recipe
+    """A course folder (the layout of faderlib.course.CourseRuns) with a tiny Fader run of the course's recipe
     and its classifier (6 steps each at 32 px: seconds, not quality). Read-only."""
     from faderlib import course
 

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from faderlib import course
+from faderlib.course import CourseRuns
 from faderlib.errors import DataError
-from faderlib.runs import CourseRuns, load_run
+from faderlib.runs import load_run
 from faderlib.synth import is_synthetic
 
 ATTRS = ("Smiling", "Eyeglasses", "Male")
@@ -85,3 +86,22 @@ def test_train_variant_changes_only_what_is_asked(course_dir, tmp_path):
     mtime = (out / "checkpoints" / "last.pt").stat().st_mtime_ns
     course.train_variant(course_dir.fader, out, progress=False, lambda_e=0.0)  # done already: nothing to train
     assert (out / "checkpoints" / "last.pt").stat().st_mtime_ns == mtime
+
+
+# ------------------------------------------------------------------------------------- the course's folder of runs
+def test_course_layout_for_a_course_folder_and_a_run_folder(course_dir, tmp_path):
+    runs = course.course_runs(tmp_path / "course")
+    assert (runs.fader.name, runs.classifier.name, runs.ablation.name, runs.unbalanced.name) == \
+        ("fader", "classifier", "ablation_lambda0", "unbalanced")
+    bare = course.course_runs(course_dir.fader)  # a run made by `fader train --out`
+    assert bare.fader == course_dir.fader and bare.classifier == course_dir.fader.with_name("fader_classifier")
+
+
+def test_find_run_prefers_run_dir_then_the_demo(course_dir, tmp_path):
+    assert course.find_run(tmp_path / "empty") is None
+    demo_root = course_dir.fader.parent
+    found = course.find_run(tmp_path / "mine", demo_dir=demo_root)
+    assert found.fader == course_dir.fader and "demo" in found.source
+    assert found.classifier == course_dir.classifier  # the demo's classifier exists: reuse it
+    assert found.unbalanced == tmp_path / "mine" / "unbalanced"  # new runs go to RUN_DIR, not the demo
+    assert course.find_run(demo_root, demo_dir=tmp_path / "elsewhere").fader == course_dir.fader

@@ -1,9 +1,6 @@
 """The code paths that cross devices, tested without a GPU: on an accelerator emulated on the
 CPU (tests/device_emulation.py), whose tensors hold real values and refuse to mix with CPU
 tensors as CUDA's do, and with torch.cuda's random-state functions replaced by fakes.
-
-Tests marked ``xfail(strict=True)`` wait for a fix in a file another change owns (named in
-the reason); applied, they pass, and the marker goes (strict: an unexpected pass fails).
 """
 
 import importlib
@@ -108,8 +105,6 @@ def test_a_damaged_checkpoint_is_still_called_damaged(tmp_path, tiny_run_dir):
         ckpt.load(path, map_location="cpu")
 
 
-@pytest.mark.xfail(strict=True, reason="runs.load_run must resolve the device (pick_device) before .to(device): "
-                                       "the change is in the report for the lead")
 def test_load_run_resolves_auto(tiny_run_dir):
     run = load_run(tiny_run_dir, device="auto")
     assert next(run.autoencoder.parameters()).device.type == "cpu"  # tests hide CUDA (conftest)

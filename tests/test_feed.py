@@ -12,7 +12,7 @@ from faderlib.cache import prepared
 from faderlib.data import FaderDataset, balanced_weights
 from faderlib.errors import TrainingError
 from faderlib.feed import BatchFeed, resident_split, split_bytes, to_device_batch
-from faderlib.runs import read_metrics
+from faderlib.metrics_log import read_metrics
 from faderlib.train import TrainConfig, Trainer
 from train_fixture import tiny as shared_tiny
 
@@ -111,7 +111,7 @@ def test_prefetching_and_resident_data_train_bitwise_the_same_and_resume_exactly
     del first
     resumed = Trainer(tiny(synthetic_dir, balance="Smiling", prefetch=3, data_on_device=True), tmp_path / "b",
                       progress=False)
-    assert resumed.step == 20 and resumed.data_on_device and resumed.prefetch == 3
+    assert resumed.step == 20 and resumed.data.on_device and resumed.data.prefetch == 3
     resumed.train()
     a, b = weights_of(straight), weights_of(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -161,7 +161,7 @@ def test_bf16_autocast_trains_on_the_cpu(synthetic_dir, tmp_path):
     assert bn.running_mean.dtype == torch.float32 and not torch.equal(bn.running_mean, torch.zeros_like(bn.running_mean))
 
 
-def test_precision_auto_and_a_legacy_record(monkeypatch):
+def test_precision_auto_and_no_legacy_record(monkeypatch):
     from faderlib import devices
 
     cpu = torch.device("cpu")
@@ -173,12 +173,15 @@ def test_precision_auto_and_a_legacy_record(monkeypatch):
         TrainConfig(precision="half")
     old = {**TrainConfig().to_dict(), "bf16": True}
     del old["precision"]
-    assert TrainConfig.from_dict(old).precision == "bf16"  # a run folder of an earlier version
+    with pytest.raises(ValueError, match=r"unknown training setting\(s\) \['bf16'\]"):
+        TrainConfig.from_dict(old)  # a record of run-folder format 1: the faderlib version that made it reads it
 
 
 def test_compile_wraps_the_networks_and_trains(synthetic_dir, tmp_path, monkeypatch):
     """The --compile code path (torch.compile of both networks), traced without code generation."""
-    monkeypatch.setattr(train_module, "COMPILE_BACKEND", "eager")
+    from faderlib import devices
+
+    monkeypatch.setattr(devices, "COMPILE_BACKEND", "eager")
     trainer = Trainer(tiny(synthetic_dir, steps=3, compile=True), tmp_path / "compiled", progress=False)
     assert trainer._ae_fwd is not trainer.ae_ddp and trainer._dis_fwd is not trainer.dis_ddp
     trainer.train()

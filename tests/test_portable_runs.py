@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from faderlib import run_data as run_data_module
 from faderlib import runs as runs_module
 from faderlib.errors import TrainingError
-from faderlib.runs import RunDataNotFoundError, load_run, resolve_run_data, run_record
+from faderlib.run_data import RunDataNotFoundError, resolve_run_data
+from faderlib.runs import load_run, run_record
 from faderlib.synth import generate
 from faderlib.train import Trainer
 from train_fixture import tiny
@@ -25,7 +27,7 @@ SETTINGS = dict(steps=6, checkpoint_every=3, eval_every=3, log_every=3, eval_ima
 def _no_kit_data(tmp_path, monkeypatch):
     """Each test has its own "kit data folder" (data/synthetic of a checkout) and no FADER_DATA."""
     monkeypatch.delenv("FADER_DATA", raising=False)
-    monkeypatch.setattr(runs_module, "default_data_dir", lambda: tmp_path / "kit" / "data" / "synthetic")
+    monkeypatch.setattr(run_data_module, "default_data_dir", lambda: tmp_path / "kit" / "data" / "synthetic")
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +68,9 @@ def test_a_run_records_its_data_relative_to_itself_and_what_it_is(moved):
 
 def test_data_far_from_the_run_is_not_recorded_relative(tmp_path):
     data = generate(tmp_path / "x" / "y" / "z" / "w" / "faces", n=60, seed=1, progress=False)
-    far = runs_module.data_location(data, tmp_path / "q" / "r" / "s" / "t" / "u" / "run")
+    far = run_data_module.data_location(data, tmp_path / "q" / "r" / "s" / "t" / "u" / "run")
     assert far["data_relative"] is None and far["data_identity"]["synthetic"]["n"] == 60
-    near = runs_module.data_location(data, tmp_path / "x" / "y" / "runs" / "run")
+    near = run_data_module.data_location(data, tmp_path / "x" / "y" / "runs" / "run")
     assert near["data_relative"] == "../../z/w/faces"
 
 

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import signal
@@ -9,10 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
+import faderlib.checkpoint as ckpt
 import faderlib.train as train_module
+from faderlib.cli import main
 from faderlib.devices import pick_device
-from faderlib.errors import TrainingError
-from faderlib.runs import read_metrics
+from faderlib.errors import CheckpointError, TrainingError
+from faderlib.metrics_log import read_metrics
+from faderlib.runs import FORMAT_VERSION
 from faderlib.train import TrainConfig, Trainer
 
 
@@ -148,6 +152,37 @@ def test_another_configuration_is_refused_and_nothing_changes(synthetic_dir, tmp
     assert more.step == 10
 
 
+def test_a_run_folder_or_checkpoint_of_another_format_is_refused(synthetic_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    Trainer(tiny(synthetic_dir, steps=10), run, progress=False).train()
+    record = json.loads((run / "config.json").read_text())
+    assert record["format_version"] == FORMAT_VERSION == 2
+    # a run folder written by an earlier faderlib (format 1)
+    (run / "config.json").write_text(json.dumps({**record, "format_version": 1}))
+    snapshot = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    with pytest.raises(TrainingError) as err:
+        Trainer(tiny(synthetic_dir, steps=20), run, progress=False)
+    msg = str(err.value)
+    assert str(run) in msg and "run-folder format 1" in msg and "format 2" in msg
+    assert "Train into a new folder" in msg and "the faderlib version that made it" in msg
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == snapshot  # nothing changed
+    assert main(["train", "--data", str(synthetic_dir), "--attrs", "Male", "--size", "32", "--steps", "20",
+                 "--device", "cpu", "--quiet", "--out", str(run)]) == 2
+    err_text = capsys.readouterr().err
+    assert "run-folder format 1" in err_text and "Traceback" not in err_text
+    # a checkpoint of format 1 in a folder of format 2 (copied in from an older run folder)
+    (run / "config.json").write_text(json.dumps(record))
+    last = run / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    del state["checksum"]
+    ckpt.atomic_save({**state, "format_version": 1}, last)
+    with pytest.raises(CheckpointError) as err:
+        Trainer(tiny(synthetic_dir, steps=20), run, progress=False)
+    msg = str(err.value)
+    assert f"{last} is a checkpoint of run-folder format 1" in msg and "format 2" in msg
+    assert "best.pt is intact (step 10)" in msg  # and what to do instead
+
+
 def test_a_folder_of_other_files_is_refused(synthetic_dir, tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("precious")
@@ -276,15 +311,18 @@ def test_the_course_recipe_is_what_the_demo_and_the_notebooks_train(synthetic_di
         TrainConfig.from_recipe("course", learning_rate=1e-3)
 
 
-def test_settings_added_later_keep_older_runs_the_same_run(synthetic_dir, tmp_path):
-    """lr_decay and patch_weight at their defaults are not written, so a run folder of an earlier
-    version (without them) resumes; set, they are recorded and a change is refused."""
+def test_every_setting_is_recorded_and_a_change_is_refused(synthetic_dir, tmp_path):
+    """A run folder records every setting, at its default or not (lr_decay and patch_weight at 0
+    too), and reads it back; a change of one is refused."""
     config = tiny(synthetic_dir, steps=10)
-    assert "lr_decay" not in config.to_dict() and "patch_weight" not in config.to_dict()
+    assert set(config.to_dict()) == {f.name for f in dataclasses.fields(TrainConfig)}
+    assert config.to_dict()["lr_decay"] == 0.0 and config.to_dict()["patch_weight"] == 0.0
     assert TrainConfig.from_dict(config.to_dict()) == config
     decayed = tiny(synthetic_dir, steps=10, lr_decay=0.5)
     assert decayed.to_dict()["lr_decay"] == 0.5 and TrainConfig.from_dict(decayed.to_dict()) == decayed
     Trainer(decayed, tmp_path / "run", progress=False).train()
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert record["train"]["lr_decay"] == 0.5 and record["train"]["patch_weight"] == 0.0
     with pytest.raises(TrainingError, match="lr_decay"):
         Trainer(tiny(synthetic_dir, steps=10), tmp_path / "run", progress=False)
     for bad in ({"lr_decay": 2}, {"patch_weight": -1}):

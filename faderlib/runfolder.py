@@ -1,0 +1,165 @@
+"""The folder a training run keeps: :class:`RunFolder`, the one object through which the
+:class:`~faderlib.train.Trainer` touches the disk.
+
+It locks the folder while the run lives (a second process on it is refused), makes it this run's
+or refuses it (:func:`faderlib.runs.claim_run_dir`: another run, another format), removes what a
+killed save left behind, finds and checks the checkpoint to resume from, drops the log rows that a
+resumed run writes again, and writes checkpoints, log rows and sample grids. A checkpoint holds
+what the :class:`~faderlib.train.Trainer` needs to go on as if never stopped (its networks,
+optimisers, position, random streams and log window: :meth:`RunFolder.save_checkpoint` and
+:meth:`RunFolder.resume` read and restore them), and whose it is (the run's settings, their
+fingerprint, the format); it is written whole or not at all.
+
+Under ``torchrun``, rank 0 alone locks, inspects and writes the folder; the other ranks take part
+in what needs them all (the decision to go on, every rank's random state for a checkpoint).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from . import checkpoint as ckpt
+from .config import jsonable
+from .devices import Dist
+from .errors import CheckpointError, FolderInUseError, TrainingError
+from .files import FolderLock, check_free_space, remove_temporary_files
+from .metrics_log import append_metrics, truncate_metrics
+from .runs import FORMAT_VERSION, check_checkpoint_belongs, claim_run_dir, resume_advice
+
+
+class RunFolder:
+    """The run folder ``run_dir`` of a run with settings ``train`` (``TrainConfig.to_dict()``) and
+    ``model`` (``ModelConfig.to_dict()``), trained on the data in ``data_root``; ``runtime_keys``
+    are the settings that may change when it is resumed. Nothing is touched until :meth:`claim`.
+
+    >>> folder = RunFolder("runs/try", config.to_dict(), model_config.to_dict(), data_root,  # doctest: +SKIP
+    ...                    TrainConfig.RUNTIME_KEYS, Dist())
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, train: dict, model: dict, data_root: str,
+                 runtime_keys: tuple[str, ...], dist: Dist):
+        self.path = Path(run_dir)
+        self.checkpoint_dir = self.path / "checkpoints"
+        self.train, self.model, self.data_root = train, model, data_root
+        self.runtime_keys, self.dist = tuple(runtime_keys), dist
+        #: what makes this run this run: its settings but those that may change on resume
+        self.fingerprint = ckpt.fingerprint({"train": {k: v for k, v in jsonable(train).items()
+                                                       if k not in self.runtime_keys}, "model": model})
+        self._lock = FolderLock(self.path, "training") if dist.main else None
+
+    # ------------------------------------------------------------------ opening
+    def claim(self, resume: bool) -> None:
+        """Lock the folder and make it this run's (:func:`~faderlib.runs.claim_run_dir`), or raise
+        (:class:`TrainingError`, :class:`FolderInUseError`) on every rank, changing nothing.
+
+        Rank 0 alone locks, inspects and writes the folder, then tells the others what it decided:
+        a rank checking while rank 0 is half-way through creating it would see a foreign folder."""
+        error = None
+        if self.dist.main:
+            record = {"format_version": FORMAT_VERSION, "train": self.train, "model": self.model,
+                      "data_root": self.data_root}
+            try:
+                self._lock.acquire()
+                claim_run_dir(self.path, record, self.runtime_keys, resume)
+                for name in ("last.pt", "best.pt"):  # what saves killed half-way left behind
+                    remove_temporary_files(self.checkpoint_dir, name)
+                for name in ("config.json", "metrics.jsonl"):
+                    remove_temporary_files(self.path, name)
+            except (TrainingError, FolderInUseError) as exc:
+                self._lock.discard()
+                error = (type(exc).__name__, str(exc))
+        error = self.dist.broadcast(error)
+        if error is not None:
+            raise (FolderInUseError if error[0] == "FolderInUseError" else TrainingError)(error[1])
+
+    def open(self, trainer, resume: bool = True, resume_from: str = "last.pt") -> None:
+        """:meth:`claim` the folder, then :meth:`resume` ``trainer`` from it; if that fails, close the
+        trainer (:meth:`~faderlib.train.Trainer.close`: the folder is freed) and raise."""
+        self.claim(resume)
+        try:
+            self.resume(trainer, resume, resume_from)
+        except BaseException:
+            trainer.close()
+            raise
+
+    def resume(self, trainer, resume: bool = True, resume_from: str = "last.pt") -> None:
+        """Restore ``trainer`` (a :class:`~faderlib.train.Trainer`) from ``checkpoints/<resume_from>``
+        (``last.pt`` or ``best.pt``), as if it had never stopped: networks, optimisers, position,
+        every random stream and the log's running window; then drop the log rows written after that
+        step, which run again (all of them for a fresh start: ``resume=False``, or no ``last.pt`` yet).
+
+        Refuses, naming the file and the reason, a checkpoint that is damaged, of another format or
+        of another run, and says then whether ``best.pt`` can be resumed from instead."""
+        path = self.checkpoint_dir / resume_from
+        if resume and (path.exists() or resume_from != "last.pt"):
+            try:
+                state = ckpt.load(path)  # to the CPU; load_state_dict copies each tensor where it belongs
+                self._check_belongs(path, state)
+            except (CheckpointError, FileNotFoundError) as exc:
+                raise CheckpointError(f"{exc}. {resume_advice(self.checkpoint_dir, path, self._check_belongs)}") \
+                    from None
+            for key, part in _parts(trainer).items():
+                part.load_state_dict(state[key])
+            trainer.step, trainer.best_valid = int(state["step"]), float(state["best_valid"])
+            ckpt.set_rng_state(state["rng"][self.dist.rank], device=trainer.device, generator=trainer.generator,
+                               flip_generator=trainer.flip_generator)
+            trainer.stream_state = trainer.generator.get_state()
+            trainer.window.load(state["window"])
+        if self.dist.main:
+            truncate_metrics(self.path, trainer.step)
+
+    def _check_belongs(self, path: Path, state: dict) -> None:
+        check_checkpoint_belongs(path, state, self.fingerprint, self.train, self.model, self.runtime_keys)
+
+    def close(self) -> None:
+        """Free the folder for another process (the lock also goes with this process, even killed)."""
+        if self._lock is not None:
+            self._lock.release()
+
+    # ------------------------------------------------------------------ writing
+    def save_checkpoint(self, trainer, name: str = "last.pt") -> Path | None:
+        """Write everything :meth:`resume` restores of ``trainer`` as ``checkpoints/<name>``, with what
+        says whose it is (the format, the fingerprint, the settings) and every rank's random state
+        (call it on every rank; rank 0 writes), whole or not at all (:func:`faderlib.checkpoint.atomic_save`).
+        The batch stream is saved where the last full iteration left it (a prefetch thread may have
+        drawn further)."""
+        rng = ckpt.rng_state(device=trainer.device, generator=trainer.stream_state, flip_generator=trainer.flip_generator.get_state())
+        states = self.dist.gather(rng)
+        if not self.dist.main:
+            return None
+        state = {"format_version": FORMAT_VERSION, "fingerprint": self.fingerprint, "step": trainer.step,
+                 "best_valid": trainer.best_valid, "window": trainer.window.state(), "model_config": self.model,
+                 "train_config": self.train, **{key: part.state_dict() for key, part in _parts(trainer).items()},
+                 "rng": [{k: (v.cpu() if torch.is_tensor(v) else [t.cpu() for t in v]) for k, v in s.items()}
+                         for s in states]}
+        return ckpt.atomic_save(state, self.checkpoint_dir / name)
+
+    def last_saved_step(self) -> int | str:
+        """The step of ``last.pt`` (0 if there is none yet), for a message."""
+        path = self.checkpoint_dir / "last.pt"
+        try:
+            return int(ckpt.load(path)["step"]) if path.exists() else 0
+        except CheckpointError:
+            return "unreadable"
+
+    def log(self, row: dict) -> None:
+        """Add a row to the metrics log (:mod:`faderlib.metrics_log`); rank 0 writes."""
+        if self.dist.main:
+            append_metrics(self.path, row)
+
+    def save_sample(self, grid, step: int) -> None:
+        """Write a sample grid (a PIL image) as ``samples/step_<step>.png``."""
+        check_free_space(self.path / "samples", 3 * grid.width * grid.height, "a sample grid")  # PNG, at most raw
+        grid.save(self.path / "samples" / f"step_{step:07d}.png")
+
+
+def _parts(trainer) -> dict:
+    """The networks and optimisers of a Trainer, by the names a checkpoint holds them under."""
+    parts = {"autoencoder": trainer.ae, "latent_discriminator": trainer.dis, "opt_autoencoder": trainer.opt_ae,
+             "opt_latent_discriminator": trainer.opt_dis}
+    if trainer.ptc is not None:
+        parts.update(patch_discriminator=trainer.ptc, opt_patch_discriminator=trainer.opt_ptc)
+    return parts
