@@ -13,7 +13,7 @@ of 0.02 instead of 1e-4, reached after a ramp of 1,000 steps instead of 500,000,
 attribute (Eyeglasses, 6.5 %) drawn class-balanced. What the demo adds (the faces it draws, its
 classifier, how much it scores) is :data:`DEMO`.
 
-Measured alternatives (seed 0, 2 cores; the README has the table): from the constant learning
+Measured alternatives (seed 0, 2 cores; docs/results.md has the table): from the constant learning
 rate (25.7 dB, Smiling counterfactual gain +0.22 dB), the lr decay gave +0.4 dB of
 reconstruction at the same cost; batches of 16 for 7,000 or 8,000 steps another +0.4 to 0.5 dB,
 but 1.7x the training time (the networks are so small that a step of 16 costs about what a step
@@ -70,7 +70,7 @@ class DemoSettings:
     counterfactual_images: int = 200      # of which compared with their true counterfactuals
 
 
-#: The demo (measured on 2 CPU cores; see the README for the figures reached).
+#: The demo (measured on 2 CPU cores; docs/results.md has the figures reached).
 DEMO = DemoSettings()
 
 #: A tiny version for tests: the same code path in seconds.

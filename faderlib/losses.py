@@ -121,7 +121,7 @@ def learning_rate(step: int, lr: float, total_steps: int, decay: float = 0.0) ->
     Constant (the paper's schedule) when ``decay`` is 0; otherwise it falls linearly to 0 over
     the last ``decay`` share of the steps (0.5: from half-way). A short run ends on the noise
     of its last steps; the decay lets it settle: the course's recipe gains about a decibel of
-    reconstruction this way (measured in the README).
+    reconstruction this way (measured: docs/results.md).
     """
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step}")
