@@ -3,10 +3,11 @@ a trained run and its classifier are there (drawing, training or reusing them).
 
 Everything else the notebooks call lives with its concept: figures of the data in
 :mod:`faderlib.analysis`, network tables in :mod:`faderlib.summary`, the recipe in
-:mod:`faderlib.train`, run folders and their layout in :mod:`faderlib.runs`, results in
-:mod:`faderlib.evaluate` and :mod:`faderlib.plots`. The course's folder of runs, ``RUN_DIR``
-in the notebooks, has the layout :mod:`faderlib.runs` describes (``fader demo`` writes it in
-``runs/demo``), so ``RUN_DIR = "../runs/demo"`` opens the demo's results in notebooks 04 and 05.
+:mod:`faderlib.train`, a run and its folder in :mod:`faderlib.runs`, results in
+:mod:`faderlib.evaluate`, :mod:`faderlib.reports` and :mod:`faderlib.plots`. The course's folder
+of runs, ``RUN_DIR`` in the notebooks, has the layout :class:`CourseRuns` describes (``fader demo``
+writes it in ``runs/demo``), so ``RUN_DIR = "../runs/demo"`` opens the demo's results in notebooks
+04 and 05.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .synth import ensure_synthetic, is_synthetic
 from .train import RECIPES, TrainConfig, Trainer
 
 __all__ = ["REQUIREMENTS", "EnvironmentReport", "environment_check", "ensure_data", "ensure_run",
-           "ensure_classifier", "train_variant", "slider_app"]
+           "ensure_classifier", "train_variant", "slider_app", "CourseRuns", "course_runs", "find_run"]
 
 #: Synthetic faces drawn when the course finds no data (about a minute on 2 cores); the demo too.
 N_FACES = 20_000
