@@ -54,7 +54,7 @@ def _best(fn, repeat: int = 3) -> float:
 
 
 def run(data: str | os.PathLike | None = None, n: int = N) -> list[dict]:
-    from faderlib import cache
+    from faderlib import cache, cache_check
     from faderlib.celeba import read_celeba
 
     rows = []
@@ -79,10 +79,10 @@ def run(data: str | os.PathLike | None = None, n: int = N) -> list[dict]:
         workers = os.cpu_count() or 1
         offset = meta["checksums"]["images.npy"]["data_offset"]
         row(f"checksums at build ({size_mb:.0f} MB, {chunks} chunks, {workers} threads)",
-            round(_best(lambda: cache._checksums(path, offset, workers)), 3), "s")
+            round(_best(lambda: cache_check.checksums(path, offset, workers)), 3), "s")
 
         def fresh_open():
-            cache._CHECKED.clear()
+            cache_check.CHECKED.clear()
             cache.load_prepared(path)
 
         row("open, first time in a process (tables checked and hashed, 4 chunks)", round(_best(fresh_open), 3), "s")

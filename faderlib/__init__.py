@@ -11,16 +11,17 @@ Read it in this order (one line per module; docs/paper_notes.md holds the facts 
 7. ``sliders``     the live slider app (its fast decoder is an optimisation, in ``fastdecoder``)
 
 Around them: ``celeba`` (reading CelebA's tables), ``images`` (preprocessing; pixels <-> x),
-``cache`` (the memory map), ``feed`` (a run's data, batches to the device), ``synth`` (the
-synthetic faces: sampling, drawing, the data set), ``classifier`` (the judge of swaps), ``metrics``
-(accuracy, balanced accuracy, PSNR), ``runs`` (a run and its folder), ``runfolder`` (what training
-keeps there), ``run_data`` (where a run's data is), ``metrics_log`` (its log), ``checkpoint``,
-``files`` (atomic writes, locks, free space), ``devices`` (where a run computes), ``progress``,
-``errors``; pictures in ``visual`` (grids), ``plots`` (figures), ``interpolate`` (sweeps beyond
-[0, 1]), ``edit`` (any photo); tables in ``summary``, ``analysis`` and ``reports`` (an evaluation
-in words and tables); ``demo``, ``course`` (the notebooks' start-up glue, the course's folder of
-runs), ``exercises`` (the checks of the notebooks' exercises, one module per notebook) and ``cli``
-(the ``fader`` command) on top.
+``cache`` (the memory map), ``cache_check`` (what a cache proves about itself: checksums, values
+and splits), ``feed`` (a run's data, batches to the device), ``synth`` (the synthetic faces:
+sampling, drawing, the data set), ``classifier`` (the judge of swaps), ``metrics`` (accuracy,
+balanced accuracy, PSNR), ``runs`` (a run and its folder), ``runfolder`` (what training keeps
+there), ``run_data`` (where a run's data is), ``metrics_log`` (its log), ``checkpoint``, ``files``
+(atomic writes, locks, free space), ``devices`` (where a run computes), ``progress``, ``errors``;
+pictures in ``visual`` (grids), ``plots`` (figures), ``interpolate`` (sweeps beyond [0, 1]),
+``edit`` (any photo); tables in ``summary``, ``analysis`` and ``reports`` (an evaluation in words
+and tables); ``demo``, ``course`` (the notebooks' start-up glue, the course's folder of runs),
+``exercises`` (the checks of the notebooks' exercises, one module per notebook) and ``cli`` (the
+``fader`` command) on top.
 """
 
 __version__ = "0.1.0"

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 import faderlib.cache as cache
+import faderlib.cache_check as cache_check
 from celeba_fixture import fixture_tables, write_celeba_fixture
 from faderlib.cache import load_prepared, prepare, prepared
 from faderlib.errors import DataError
@@ -450,8 +451,8 @@ def test_an_empty_split_stops_train_evaluate_and_grid_with_a_message(tmp_path, c
         assert not list(run.rglob("*.pt"))  # stopped before training: no checkpoint
     # a run trained on such a data set by an earlier faderlib, which let it through: evaluate and grid say why
     with monkeypatch.context() as m:
-        m.setattr(cache, "_check_source_splits", lambda celeba: None)
-        m.setattr(cache, "_check_cache_splits", lambda path, meta, split: None)
+        m.setattr(cache_check, "check_source_splits", lambda celeba: None)
+        m.setattr(cache_check, "check_cache_splits", lambda path, meta, split: None)
         assert main(argv) == 0
     assert main(["evaluate", str(run)]) == 2
     assert main(["grid", str(run), "--out", str(tmp_path / "grid.png")]) == 2
@@ -461,8 +462,8 @@ def test_an_empty_split_stops_train_evaluate_and_grid_with_a_message(tmp_path, c
 
 
 def test_verify_finds_damage_that_the_sampled_check_misses(data, monkeypatch, capsys):
-    monkeypatch.setattr(cache, "CHUNK_BYTES", 1024)  # 19 chunks of the 18,560 bytes
-    monkeypatch.setattr(cache, "SAMPLED_CHUNKS", 0)  # an open checks the first and the last only
+    monkeypatch.setattr(cache_check, "CHUNK_BYTES", 1024)  # 19 chunks of the 18,560 bytes
+    monkeypatch.setattr(cache_check, "SAMPLED_CHUNKS", 0)  # an open checks the first and the last only
     path = prepare(data, S, progress=False, workers=1)
     meta = json.loads((path / "meta.json").read_text())
     assert len(meta["checksums"]["images.npy"]["chunks"]) == 19
@@ -484,8 +485,8 @@ def test_verify_finds_damage_that_the_sampled_check_misses(data, monkeypatch, ca
 
 
 def test_a_modified_images_file_is_checked_whole(data, monkeypatch, capsys):
-    monkeypatch.setattr(cache, "CHUNK_BYTES", 1024)
-    monkeypatch.setattr(cache, "SAMPLED_CHUNKS", 0)
+    monkeypatch.setattr(cache_check, "CHUNK_BYTES", 1024)
+    monkeypatch.setattr(cache_check, "SAMPLED_CHUNKS", 0)
     path = prepare(data, S, progress=False, workers=1)
     images = path / "images.npy"
     # written to since it was built: every chunk is checked, not a sample
@@ -505,8 +506,8 @@ def test_a_modified_images_file_is_checked_whole(data, monkeypatch, capsys):
 def test_a_cache_is_checked_once_per_process_until_a_file_changes(data, monkeypatch):
     path = prepare(data, S, progress=False, workers=1)
     hashed = []
-    real = cache._sha256_file
-    monkeypatch.setattr(cache, "_sha256_file", lambda p: hashed.append(Path(p).name) or real(p))
+    real = cache_check._sha256_file
+    monkeypatch.setattr(cache_check, "_sha256_file", lambda p: hashed.append(Path(p).name) or real(p))
     load_prepared(path)
     assert hashed == ["attributes.csv", "split.npy"]
     load_prepared(path)
