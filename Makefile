@@ -30,8 +30,8 @@ test: $(STAMP)          ## the whole test suite (notebooks included)
 lab: $(STAMP)           ## JupyterLab on notebooks/, opened at the first one (tools/lab.py; LAB_ARGS="--port 9999" adds options)
 	$(BIN)/python tools/lab.py $(LAB_ARGS)
 
-app: $(STAMP)           ## the slider app alone, served by Voila (after make demo or notebook 03)
-	$(BIN)/voila notebooks/apps/slider_app.ipynb
+app: $(STAMP)           ## the slider app alone, served by Voila behind a token, its address printed (APP_ARGS="--port=9999" adds options)
+	$(BIN)/python tools/app.py $(APP_ARGS)
 
 bench: $(STAMP)         ## benchmarks: prints a table and writes benchmarks/results.md
 	$(BIN)/python benchmarks/run.py

@@ -26,7 +26,8 @@ from .demo import run_demo
 from .edit import EditNote, edit_image, parse_changes
 from .evaluate import evaluate
 from .images import check_output, save_image
-from .interpolate import DEFAULT_ALPHAS, interpolation_grid, interpolation_grid_2d, parse_alphas, save_grid
+from .interpolate import (DEFAULT_ALPHAS, check_image_range, interpolation_grid, interpolation_grid_2d, parse_alphas,
+                          save_grid)
 from .reports import format_report
 from .runs import load_run
 from .summary import format_table, parameter_counts
@@ -212,6 +213,7 @@ def cmd_demo(args) -> int:
 def cmd_grid(args) -> int:
     run = load_run(args.run_dir, args.checkpoint)
     alphas = parse_alphas(args.alphas)
+    check_image_range(run, 1 if args.attr2 else args.n, args.index, names=("--n", "--index"))
     if args.attr2:
         alphas2 = parse_alphas(args.alphas2) if args.alphas2 else None
         grid = interpolation_grid_2d(run, args.attr, args.attr2, alphas, alphas2, index=args.index)

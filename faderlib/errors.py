@@ -6,6 +6,7 @@ found and what to do next, so that a user mistake reads as one clear line, never
 * :class:`DataError`: a data set, table or cache that is missing or malformed;
 * :class:`AttributeNameError`: an attribute name that is malformed, repeated or unknown. It is
   both of the above: a setting that does not fit the data;
+* :class:`ImageRangeError`: a number of images or an image index that the split does not have;
 * :class:`TrainingError`: training cannot go on (a non-finite loss, a run folder of another
   configuration); :class:`CheckpointError`, one of them: a checkpoint that is not what it claims;
 * :class:`FolderInUseError`: another process is writing the same folder (a run, a cache);
@@ -28,6 +29,10 @@ class DataError(ValueError):
 
 class AttributeNameError(ConfigError, DataError):
     """An attribute name that is malformed, listed twice, or not in the data set."""
+
+
+class ImageRangeError(ConfigError, IndexError):
+    """A number of images or an image index outside the split it picks from (an ``IndexError`` too)."""
 
 
 class TrainingError(RuntimeError):

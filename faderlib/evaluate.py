@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from .classifier import load_classifier, predict
-from .data import FaderDataset
+from .data import FaderDataset, check_attributes_vary
 from .devices import pick_device
 from .images import crop_and_resize, to_float
 from .metrics import balanced_accuracy, changed_pixels, masked_psnr, predict_classes, psnr
@@ -62,6 +62,9 @@ def evaluate(run_dir: str | os.PathLike, classifier_dir: str | os.PathLike | Non
     run = load_run(run_dir, checkpoint=checkpoint, device=device, with_discriminator=True)
     ae, dis, config = run.autoencoder, run.discriminator, run.model_config
     test = run.dataset("test", otherwise="evaluate a run whose data set is on this machine")
+    # an attribute with one value in the test split would score a perfect, meaningless balanced
+    # accuracy and swaps in one direction only: refused by name, with its counts
+    check_attributes_vary(test.prepared, config.attribute_names, "test")
     n = len(test) if max_images is None else min(max_images, len(test))
     names = config.attribute_names
 

@@ -24,7 +24,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .celeba_facts import CROP_BOTTOM, CROP_TOP, IMAGE_HEIGHT, IMAGE_WIDTH
-from .errors import DataError
+from .errors import DataError, DiskFullError
+from .files import atomic_writer, free_bytes, human_bytes, is_disk_full
 
 #: Crop modes of :func:`prepare_photo`.
 CROPS = ("auto", "celeba", "center")
@@ -214,6 +215,12 @@ def check_output(path: str | os.PathLike, force: bool = False, protect: tuple = 
     for source in protect:
         if path.exists() and Path(source).exists() and os.path.samefile(path, source):
             raise ValueError(f"{path} is the input image itself: choose another --out, it would be overwritten")
+    if path.is_symlink() and not path.exists():
+        if not force:
+            raise FileExistsError(f"{path} is a link to a missing file ({os.readlink(path)}) and was left as it is; "
+                                  "choose another --out, or pass --force to replace the link itself by the picture "
+                                  "(its target is never written)")
+        return fmt
     if path.exists() and not force:
         raise FileExistsError(f"{path} already exists and was left as it is; choose another --out, or pass --force "
                               "to replace it")
@@ -227,13 +234,29 @@ def save_image(image: Image.Image, path: str | os.PathLike, *, force: bool = Fal
     ``.jpg``/``.jpeg``; any other extension is refused.
 
     An existing file is never replaced unless ``force``, and the files in ``protect`` (the
-    input photo of an edit, say) never, even with ``force`` (:func:`check_output`).
+    input photo of an edit, say) never, even with ``force`` (:func:`check_output`). The picture
+    is encoded in memory and written atomically (:func:`~faderlib.files.atomic_writer`): a full
+    disk raises :class:`~faderlib.errors.DiskFullError` and leaves nothing, neither a partial file
+    nor a changed old one. A ``path`` that is a link is replaced by the picture; its target is
+    never written.
     """
     path = Path(path)
     fmt = check_output(path, force, protect)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()  # encoded in memory, then written whole: a failed write leaves no file behind
     if fmt == "JPEG":
-        image.convert("RGB").save(path, format="JPEG", quality=95, subsampling=0)
+        image.convert("RGB").save(buf, format="JPEG", quality=95, subsampling=0)
     else:
-        image.save(path, format="PNG")
+        image.save(buf, format="PNG")
+    data = buf.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_writer(path, "wb") as f:  # a temporary file beside path, renamed over it (over a link, not its target)
+            f.write(data)
+    except OSError as e:
+        if not is_disk_full(e):
+            raise
+        raise DiskFullError(e.errno, f"not enough free disk space to write {path}: the picture needs "
+                                     f"{human_bytes(len(data))}, only {human_bytes(free_bytes(path.parent))} are free "
+                                     f"in {path.parent}. Nothing was written. Free some space there, or choose an "
+                                     f"--out on another disk, then run the same command again") from None
     return path

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .errors import ImageRangeError
 from .images import save_image
 from .models import AutoEncoder, check_changes, code_for
 from .runs import Run, load_run
@@ -82,11 +83,31 @@ def _check_alphas(config, name: str, alphas: Sequence[float]) -> list[float]:
     return alphas
 
 
+def check_image_range(run: Run, n: int, start: int, names: tuple[str, str] = ("n", "start"),
+                      split: str = "test") -> None:
+    """Raise :class:`~faderlib.errors.ImageRangeError` unless images ``start..start+n-1`` are all in
+    ``split`` of ``run``: n at least 1, start in range, and n no more than the images from start.
+    ``names`` name the two values in the message (``("--n", "--index")`` for ``fader grid``)."""
+    n_name, start_name = names
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ImageRangeError(f"{n_name} {n!r} is not a number of images: give a whole number of 1 or more "
+                              f"(one row per image)")
+    size = len(run.dataset(split))
+    if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or not 0 <= start < size:
+        raise ImageRangeError(f"{start_name} {start!r} is out of range: the {split} split has {size} images, "
+                              f"so {start_name} goes from 0 to {size - 1}")
+    if n > size - start:
+        raise ImageRangeError(f"{n_name} {n} is too many: the {split} split has {size - start} images from "
+                              f"{start_name} {start} ({start}..{size - 1}); give {n_name} {size - start} or fewer, "
+                              f"or a smaller {start_name}")
+
+
 def _images(ae, run, x, y, n: int, start: int):
     if x is None:
         if run is None:
             raise ValueError("give images x and attributes y, or a run (or run folder) to take them from "
                              "its test split")
+        check_image_range(run, n, start)
         return run.images(n, start)
     x = x if x.dim() == 4 else x[None]
     if y is None:

@@ -13,7 +13,9 @@ system's. Skipped, saying so, when either is missing.
 from __future__ import annotations
 
 import json
+import http.client
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -29,6 +31,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 NOTEBOOK = Path(__file__).with_name("browser_notebook.ipynb")
 APP = Path(__file__).resolve().parents[1] / "notebooks" / "apps" / "slider_app.ipynb"
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 if not Path(CHROMIUM).exists():
     pytest.skip(f"no {CHROMIUM}: install it with `apt-get install -y chromium` to run the browser test",
@@ -101,10 +104,13 @@ def voila(synthetic_dir, tmp_path):
     """Voila serving the course's app notebook (what `make app` serves) on a tiny run."""
     pytest.importorskip("voila", reason="no voila package: `pip install -e .[dev]` to run the Voila test")
     root = _tiny_run_notebook(synthetic_dir, tmp_path, APP)
-    port, token = _free_port(), secrets.token_hex(16)
-    cmd = [sys.executable, "-m", "voila", "sliders.ipynb", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-           f"--token={token}", "--Voila.port_retries=0", "--show_tracebacks=True"]
-    yield from _serve_info(cmd, root, tmp_path, port, token, "Voila")
+    port = _free_port()
+    cmd = [sys.executable, str(TOOLS / "app.py"), "sliders.ipynb", "--no-browser", f"--port={port}",
+           "--Voila.ip=127.0.0.1", "--show_tracebacks=True"]  # as `make app` starts it: a token of its own
+    for info in _serve_info(cmd, root, tmp_path, port, None, "Voila"):
+        found = re.search(r"http://localhost:(\d+)/\?token=(\S+)", info["log"].read_text())
+        assert found and int(found.group(1)) == port, f"no address with a token printed: {info['log'].read_text()}"
+        yield {**info, "token": found.group(2)}
 
 
 def _serve_info(cmd, root, tmp_path, port, token, what):
@@ -196,3 +202,25 @@ def test_sliders_render_and_update_in_voila(voila):
     # Voila runs the notebook itself, then shows its outputs only
     _in_browser(voila, f"{voila['url']}/?token={voila['token']}",
                 lambda page: _check_sliders(page, "body", kernel_line=False))
+
+
+def test_the_app_is_served_only_with_its_token(voila):
+    """`make app` serves a notebook that accepts uploads: without the printed token, another user of
+    the machine gets a refusal or the login page, never the app."""
+    host, port = "127.0.0.1", int(voila["url"].rsplit(":", 1)[1])
+
+    def get(path):
+        conn = http.client.HTTPConnection(host, port, timeout=120)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            return response.status, response.getheader("Location") or "", response.read().decode(errors="replace")
+        finally:
+            conn.close()
+
+    for path in ("/", "/voila/render/sliders.ipynb", "/?token=wrong"):
+        status, location, body = get(path)
+        assert status == 403 or (status in (301, 302) and "/login" in location), (path, status, location)
+        assert "widget" not in body.lower()
+    status, _, body = get(f"/?token={voila['token']}")
+    assert status == 200 and "Voil" in body

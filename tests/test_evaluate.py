@@ -195,3 +195,25 @@ def test_evaluate_reports_the_latent_probe(trained):
     assert set(r["latent_probe"]) == {"Smiling", "Eyeglasses"}
     assert all(0 <= v["balanced_accuracy"] <= 1 for v in r["latent_probe"].values())
     assert "latent_probe" not in evaluate(trained / "run", max_images=8, counterfactual_images=2, probe_images=0)
+
+
+def test_an_attribute_with_one_value_in_the_test_split_is_refused_by_name(tmp_path):
+    """Eyeglasses on no test face: its balanced accuracy would read a perfect, meaningless 1.000
+    and its swaps could be scored in one direction only; the evaluation names it instead."""
+    import numpy as np
+    from celeba_fixture import write_celeba_fixture
+
+    from faderlib.errors import DataError
+
+    n, attrs = 40, ("Eyeglasses", "Smiling", "Male")
+    values = np.random.default_rng(4).integers(0, 2, size=(n, len(attrs)))
+    values[:30, 0] = np.arange(30) % 2   # both values in training
+    values[35:, 0] = 0                   # the 5 test faces: none with glasses
+    root = write_celeba_fixture(tmp_path / "celeba", n=n, attributes=attrs, values=values,
+                                split=[0] * 30 + [1] * 5 + [2] * 5)
+    config = TrainConfig(data_dir=str(root), attributes=("Eyeglasses", "Smiling"), image_size=32, steps=2,
+                         batch_size=4, eval_every=2, eval_images=4, device="cpu")
+    run = tmp_path / "run"
+    Trainer(config, run, progress=False).train()
+    with pytest.raises(DataError, match=r"'Eyeglasses' has no positive example in the test split .*5 negative, 0 positive"):
+        evaluate(run, probe_images=0)

@@ -134,3 +134,28 @@ def test_cli_grid_writes_pngs(run_dir, tmp_path, capsys):
     assert Image.open(out2).size == (66 + 3 * 66 + PAD, 2 * LINE + 2 * 66 + PAD)
     assert main(["grid", str(run_dir), "--out", str(out2), "--attr", "Smiles"]) == 2
     assert "Did you mean 'Smiling'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--n", "0"], "--n 0 is not a number of images: give a whole number of 1 or more"),
+    (["--n", "-1"], "--n -1 is not a number of images"),
+    (["--index", "-5"], "--index -5 is out of range: the test split has"),
+    (["--index", "1000000"], "--index 1000000 is out of range"),
+    (["--n", "1000000"], "--n 1000000 is too many: the test split has"),
+    (["--attr2", "Male", "--index", "-5"], "--index -5 is out of range"),
+])
+def test_cli_grid_refuses_image_counts_and_indexes_the_split_lacks(run_dir, tmp_path, capsys, args, says):
+    out = tmp_path / "g.png"
+    assert main(["grid", str(run_dir), "--out", str(out), "--attr", "Smiling", *args]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err and "step sign" not in err
+    assert not out.exists()
+
+
+def test_grid_range_error_names_the_allowed_range(run_dir):
+    run = load_run(run_dir)
+    size = len(run.dataset("test"))
+    with pytest.raises(ValueError, match=rf"start -5 is out of range: .* from 0 to {size - 1}"):
+        interpolation_grid(run, start=-5)
+    with pytest.raises(ValueError, match=rf"n {size} is too many: the test split has {size - 2} images from start 2"):
+        interpolation_grid(run, n=size, start=2)

@@ -3,6 +3,7 @@ that are not what they claim, a full disk, a read-only data folder, outputs that
 overwritten, and a metrics log that survives a kill."""
 
 import contextlib
+import errno
 import json
 import os
 import pickle
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 import faderlib.checkpoint as ckpt
 from faderlib.cli import main
@@ -307,3 +309,88 @@ def test_the_metrics_log_of_a_resumed_run_equals_the_uninterrupted_one(synthetic
 
     assert rows(tmp_path / "killed") == rows(tmp_path / "straight")  # row for row, every value
     assert pickle.dumps(rows(tmp_path / "killed"))  # plain data
+
+
+def _full_disk_open(real_open, folder):
+    """An ``open`` whose files in ``folder`` take no byte: their writes fail as on a full disk."""
+    class Full:
+        def __init__(self, f):
+            self._f = f
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self._f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._f.close()
+
+    def opener(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        name = file if isinstance(file, (str, os.PathLike)) else os.readlink(f"/proc/self/fd/{file}")
+        if any(m in mode for m in "wax+") and str(name).startswith(str(folder)):
+            return Full(f)
+        return f
+    return opener
+
+
+@pytest.mark.parametrize("command", ["edit", "grid"])
+def test_a_full_disk_leaves_no_picture_and_says_so(tiny_run_dir, synthetic_dir, tmp_path, monkeypatch, capsys,
+                                                  command):
+    import builtins
+    import io
+
+    photo = synthetic_dir / "img_align_celeba" / "000001.jpg"
+    folder = tmp_path / "full"
+    folder.mkdir()
+    out = folder / "out.png"
+    argv = (["edit", str(tiny_run_dir), str(photo), "--set", "Smiling=1"] if command == "edit"
+            else ["grid", str(tiny_run_dir), "--n", "2"]) + ["--out", str(out)]
+    opener = _full_disk_open(builtins.open, folder)
+    monkeypatch.setattr(builtins, "open", opener)
+    monkeypatch.setattr(io, "open", opener)
+    assert main(argv) == 2
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert f"not enough free disk space to write {out}" in err and "free in" in err and "Traceback" not in err
+    assert list(folder.iterdir()) == []  # no empty picture, no temporary file
+    assert main(argv) == 0 and Image.open(out).format == "PNG"  # the rerun, with room, needs no --force
+
+
+def test_a_full_tmpfs_leaves_no_picture(tiny_run_dir, tmp_path, capsys):
+    folder = tmp_path / "small"
+    folder.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        (folder / "filler").write_bytes(b"\0" * (60 * 1024))
+        out = folder / "grid.png"
+        assert main(["grid", str(tiny_run_dir), "--n", "6", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "not enough free disk space to write" in err and "Traceback" not in err
+        assert sorted(p.name for p in folder.iterdir()) == ["filler"]
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_a_dangling_link_as_out_is_named_and_only_the_link_replaced(tiny_run_dir, tmp_path, capsys):
+    target_folder = tmp_path / "gone"
+    link = tmp_path / "grid.png"
+    link.symlink_to(target_folder / "grid.png")
+    base = ["grid", str(tiny_run_dir), "--n", "2", "--out", str(link)]
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert f"{link} is a link to a missing file" in err and "--force" in err and "Traceback" not in err
+    assert link.is_symlink() and not target_folder.exists()
+    assert main(base + ["--force"]) == 0
+    assert not link.is_symlink() and Image.open(link).format == "PNG" and not target_folder.exists()
+    beside = tmp_path / "beside.png"
+    link2 = tmp_path / "edit.png"
+    link2.symlink_to(beside.name)  # a missing file in an existing folder: never created through the link
+    assert main(base[:-1] + [str(link2)]) == 2 and not beside.exists() and link2.is_symlink()
+    assert main(base[:-1] + [str(link2), "--force"]) == 0 and not beside.exists() and not link2.is_symlink()
