@@ -51,9 +51,11 @@ class RunFolder:
         self._lock = FolderLock(self.path, "training") if dist.main else None
 
     # ------------------------------------------------------------------ opening
-    def claim(self, resume: bool) -> None:
+    def claim(self, resume: bool, resume_from: str = "last.pt") -> None:
         """Lock the folder and make it this run's (:func:`~faderlib.runs.claim_run_dir`), or raise
-        (:class:`TrainingError`, :class:`FolderInUseError`) on every rank, changing nothing.
+        (:class:`TrainingError`, :class:`FolderInUseError`) on every rank, changing nothing: also
+        where the folder or its ``checkpoints/`` cannot be written (:func:`check_writable`), before
+        any training is spent.
 
         Rank 0 alone locks, inspects and writes the folder, then tells the others what it decided:
         a rank checking while rank 0 is half-way through creating it would see a foreign folder."""
@@ -62,8 +64,15 @@ class RunFolder:
             record = {"format_version": FORMAT_VERSION, "train": self.train, "model": self.model,
                       "data_root": self.data_root}
             try:
+                for folder in (self.path, self.checkpoint_dir):
+                    if folder.is_dir():
+                        check_writable(folder)
                 self._lock.acquire()
-                claim_run_dir(self.path, record, self.runtime_keys, resume)
+                claim_run_dir(self.path, record, self.runtime_keys, resume, resume_from,
+                              done_at=self._done_at(resume, resume_from))
+                if not self.checkpoint_dir.is_dir():
+                    self.checkpoint_dir.mkdir()
+                    check_writable(self.checkpoint_dir)
                 for name in ("last.pt", "best.pt"):  # what saves killed half-way left behind
                     remove_temporary_files(self.checkpoint_dir, name)
                 for name in ("config.json", "metrics.jsonl"):
@@ -75,10 +84,22 @@ class RunFolder:
         if error is not None:
             raise (FolderInUseError if error[0] == "FolderInUseError" else TrainingError)(error[1])
 
+    def _done_at(self, resume: bool, resume_from: str) -> int | None:
+        """The step of the checkpoint to resume from if it is at or past this run's steps (nothing to
+        train: config.json then keeps the steps it records), else None."""
+        path = self.checkpoint_dir / resume_from
+        if not resume or not path.is_file():
+            return None
+        try:
+            step = int(ckpt.load(path)["step"])
+        except (CheckpointError, KeyError, ValueError, TypeError):
+            return None  # resume() says what is wrong with it
+        return step if step >= self.train.get("steps", 0) else None
+
     def open(self, trainer, resume: bool = True, resume_from: str = "last.pt") -> None:
         """:meth:`claim` the folder, then :meth:`resume` ``trainer`` from it; if that fails, close the
         trainer (:meth:`~faderlib.train.Trainer.close`: the folder is freed) and raise."""
-        self.claim(resume)
+        self.claim(resume, resume_from)
         try:
             self.resume(trainer, resume, resume_from)
         except BaseException:
@@ -154,6 +175,30 @@ class RunFolder:
         """Write a sample grid (a PIL image) as ``samples/step_<step>.png``."""
         check_free_space(self.path / "samples", 3 * grid.width * grid.height, "a sample grid")  # PNG, at most raw
         grid.save(self.path / "samples" / f"step_{step:07d}.png")
+
+
+def check_writable(folder: Path) -> None:
+    """Refuse (:class:`TrainingError`) a folder this process cannot write in, found by creating and
+    removing a file there (:func:`_probe_writable`): said before training, not at the first save."""
+    problem = _probe_writable(folder)
+    if problem is not None:
+        raise TrainingError(
+            f"{folder} is not writable ({problem}): the run could not save its checkpoints there. Nothing was "
+            "changed. Make it writable for this user (ls -ld shows its owner and mode; chmod u+w), or train "
+            "into a folder of your own (another --out).")
+
+
+def _probe_writable(folder: Path) -> str | None:
+    """Why ``folder`` cannot be written in, or None if a file can be created and removed there."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "no write permission for this user"
+    probe = folder / f".fader-write-test.{os.getpid()}.tmp"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def _parts(trainer) -> dict:
