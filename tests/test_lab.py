@@ -424,10 +424,14 @@ def test_sigterm_saves_a_checkpoint_says_so_and_the_rerun_resumes_exactly(synthe
         assert flat_a.keys() == flat_b.keys() and [k for k in flat_a if not torch.equal(flat_a[k], flat_b[k])] == []
 
 
-def test_sigterm_handler_is_restored_after_training(synthetic_dir, tmp_path):
-    before = signal.getsignal(signal.SIGTERM)
-    Trainer(tiny(synthetic_dir, steps=2), tmp_path / "run", progress=False).train()
-    assert signal.getsignal(signal.SIGTERM) is before
+def test_sigterm_is_caught_while_training_only(synthetic_dir, tmp_path):
+    before, during = signal.getsignal(signal.SIGTERM), []
+    trainer = Trainer(tiny(synthetic_dir, steps=2, log_every=1), tmp_path / "run", progress=False,
+                      callbacks=[lambda trainer, row: during.append(signal.getsignal(signal.SIGTERM))])
+    trainer.train()
+    trainer.close()
+    assert during and all(h is not before for h in during)  # caught while training ...
+    assert signal.getsignal(signal.SIGTERM) is before        # ... and the previous handler is back
 
 
 def _tensors(tree, prefix="") -> dict:
