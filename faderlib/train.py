@@ -41,8 +41,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import signal
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -58,6 +56,7 @@ from .feed import TrainingData, place
 from .losses import adversarial_loss, discriminator_loss, lambda_e, learning_rate, patch_loss, reconstruction_loss
 from .metrics import accuracy, correct_counts
 from .metrics_log import LogWindow
+from .runfolder import StopRequest
 from .models import AutoEncoder, LatentDiscriminator, PatchDiscriminator
 from .progress import Progress
 from .runfolder import RunFolder
@@ -303,14 +302,9 @@ class Trainer:
         each log row; a non-finite loss is looked for then and before every validation and
         checkpoint, and stops training with a :class:`TrainingError` naming its step, before
         anything is written from the bad state (the last good checkpoint is kept). Returns the
-        rows logged by this call; when the run is already at ``steps``, says so (with progress on)
-        and returns no rows.
-
-        SIGTERM (what a job scheduler sends before it kills), received while this runs in the main
-        thread, stops training at the next step boundary: ``last.pt`` is saved there (a normal
-        checkpoint: the same command resumes it exactly) and :class:`~faderlib.errors.TrainingStopped`
-        is raised, saying so; ``fader train`` then exits with 143 (128 + SIGTERM). Under ``torchrun``
-        every rank stops at the same step. The previous handler is restored on return.
+        rows logged by this call (none, and a word, when the run is already at ``steps``). SIGTERM
+        saves ``last.pt`` at the next step boundary and raises :class:`~faderlib.errors.TrainingStopped`
+        (:class:`~faderlib.runfolder.StopRequest`).
         """
         total = self.config.steps if steps is None else steps
         logged: list[dict] = []
@@ -321,8 +315,8 @@ class Trainer:
         bar = self.progress.bar(total, unit="step", initial=self.step, enabled=self.dist.main)
         feed = self.data.feed(self.generator)
         self.window.start_clock()
-        self._signalled = None
-        previous = self._catch_sigterm()
+        self.stop_request = StopRequest(self.dist, self.device)
+        self.stop_request.install()
         try:
             while self.step < total:
                 self._set_lr()
@@ -349,34 +343,14 @@ class Trainer:
                     self._check_finite()
                     self.save_checkpoint("last.pt")
                 bar.update(1)
-                if self._stop_asked():
+                if self.stop_request.asked(self.step, self.config.log_every):
                     self._stop(total)
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            self.stop_request.remove()
             feed.close()
             self.generator.set_state(self.stream_state)  # where the last full iteration left the stream
             bar.close()
         return logged
-
-    def _catch_sigterm(self):
-        """From now on SIGTERM only asks to stop at the next step boundary (:meth:`_stop_asked`);
-        returns the handler it replaced, to restore, or None where none was installed (not the main
-        thread: Python runs signal handlers there alone)."""
-        if threading.current_thread() is not threading.main_thread():
-            return None
-
-        def ask_to_stop(signum, frame):
-            self._signalled = signal.Signals(signum).name
-
-        return signal.signal(signal.SIGTERM, ask_to_stop)
-
-    def _stop_asked(self) -> bool:
-        """Whether a signal asked to stop, on any rank (one process alone does not synchronise)."""
-        asked = self._signalled is not None
-        if self.dist.world > 1:
-            asked = self.dist.any(asked, self.device)
-        return asked
 
     def _stop(self, total: int) -> None:
         """Save ``last.pt`` at this step boundary (unless it was just saved) and raise TrainingStopped."""
@@ -384,7 +358,7 @@ class Trainer:
         last = self.checkpoint_dir / "last.pt"
         if not (self.step % self.config.checkpoint_every == 0 or self.step == total):
             self.save_checkpoint("last.pt")
-        name = self._signalled or "SIGTERM"  # another rank's signal
+        name = self.stop_request.signal or "SIGTERM"  # another rank's signal
         message = (f"stopped by {name} at step {self.step}; checkpoint saved to {last}; "
                    "rerun the same command to resume")
         raise TrainingStopped(message, name, self.step, last)
