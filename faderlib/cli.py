@@ -33,6 +33,7 @@ from .runs import load_run
 from .summary import format_table, parameter_counts
 from .synth import generate
 from .train import RECIPES, TrainConfig, Trainer
+from .errors import TrainingStopped
 
 #: One flag per setting: field -> (flag, type, help). The type is what argparse converts the
 #: text to (``str`` for the settings given as words or lists, checked by the dataclass). Defaults
@@ -174,16 +175,27 @@ def train_config(args) -> TrainConfig:
     return TrainConfig.from_recipe(args.recipe, **_settings(args, TRAIN_FLAGS))
 
 
+#: exit status of `fader train` stopped by SIGTERM, its checkpoint saved: 128 + 15, as a shell reports it
+SIGTERM_EXIT = 143
+
+
 def cmd_train(args) -> int:
+    """Train, or resume, a run. SIGTERM (a job scheduler's notice) saves last.pt at the next step and
+    exits with 143 (128 + SIGTERM), saying so: rerunning the same command resumes the run."""
     trainer = Trainer(train_config(args), args.out, progress=not args.quiet, resume_from=args.resume_from)
     try:
+        if trainer.step >= trainer.config.steps:
+            print(f"nothing to train: the run is already at step {trainer.step} (>= --steps {trainer.config.steps})"
+                  + ("; its config.json is unchanged" if trainer.step else "; no checkpoint was written"))
+            return 0
         if trainer.step:
             print(f"resuming {args.out} from step {trainer.step}")
-        if trainer.step >= trainer.config.steps:
-            print(f"nothing to train: {args.out} is at step {trainer.step} and --steps is {trainer.config.steps}"
-                  + ("" if trainer.step else "; no checkpoint was written"))
-            return 0
-        trainer.train()
+        try:
+            trainer.train()
+        except TrainingStopped as stop:
+            if trainer.dist.main:
+                print(f"fader train: {stop}", file=sys.stderr)
+            return SIGTERM_EXIT
         if trainer.dist.main:
             print(f"done: {trainer.step} steps; checkpoints in {trainer.checkpoint_dir}")
     finally:

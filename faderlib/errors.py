@@ -39,6 +39,16 @@ class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss, a run directory of another configuration)."""
 
 
+class TrainingStopped(TrainingError):
+    """Training was asked to stop by a signal (SIGTERM: a job scheduler's notice) and stopped at a step
+    boundary, its checkpoint saved: rerunning the same command resumes it. ``signal`` names the
+    signal, ``step`` the step reached, ``checkpoint`` the file saved."""
+
+    def __init__(self, message: str, signal: str = "SIGTERM", step: int = 0, checkpoint=None):
+        super().__init__(message)
+        self.signal, self.step, self.checkpoint = signal, step, checkpoint
+
+
 class CheckpointError(TrainingError):
     """A checkpoint that cannot be used: empty, truncated, damaged, foreign or not a checkpoint."""
 

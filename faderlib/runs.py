@@ -167,13 +167,17 @@ def check_format(found, where: Path, checkpoint: bool = False) -> None:
         "folder (another --out), or resume it with the faderlib version that made it.")
 
 
-def claim_run_dir(run_dir: str | os.PathLike, record: dict, runtime_keys: tuple[str, ...], resume: bool) -> None:
+def claim_run_dir(run_dir: str | os.PathLike, record: dict, runtime_keys: tuple[str, ...], resume: bool,
+                  resume_from: str = "last.pt", done_at: int | None = None) -> None:
     """Make ``run_dir`` this run's folder: refuse one that holds something else, else create
     it with ``samples/`` and write ``record`` as its ``config.json``.
 
     A folder with a ``config.json`` of another format (:func:`check_format`) or of other settings
     (other than ``runtime_keys``, which may change on resume) is refused, as is a non-empty folder
-    with none: nothing is changed.
+    with none, and one whose ``best.pt`` a fresh start would overwrite (:func:`check_last_missing`):
+    nothing is changed. ``done_at``: the step of the checkpoint to resume from when it is already at
+    or past ``record``'s steps (nothing to train): config.json then keeps the runtime settings it
+    records (the run's steps), not this command's.
     """
     run_dir = Path(run_dir)
     cfg_path = run_dir / "config.json"
@@ -201,6 +205,11 @@ def claim_run_dir(run_dir: str | os.PathLike, record: dict, runtime_keys: tuple[
             record = {**record, "same_data_dirs": same_dirs}
         if not resume and last.exists():
             raise TrainingError(f"{run_dir} already holds a run; resume it or choose a new folder")
+        check_last_missing(run_dir / "checkpoints", resume_from)
+        if done_at is not None and done_at >= record["train"].get("steps", 0):
+            old_train = old.get("train", {})
+            record = {**record, "train": {**record["train"],
+                                          **{k: old_train[k] for k in runtime_keys if k in old_train}}}
     elif run_dir.exists() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
         raise TrainingError(
             f"{run_dir} is not empty and holds no faderlib run (no config.json); "
@@ -208,6 +217,25 @@ def claim_run_dir(run_dir: str | os.PathLike, record: dict, runtime_keys: tuple[
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "samples").mkdir(exist_ok=True)
     atomic_write_text(cfg_path, json.dumps(record, indent=2))
+
+
+def check_last_missing(checkpoint_dir: Path, resume_from: str = "last.pt") -> None:
+    """Refuse (:class:`TrainingError`) to start a run from step 0 where ``last.pt`` is missing (deleted,
+    or a link to nothing) but ``best.pt`` is there: the fresh start would empty the metrics log and
+    overwrite ``best.pt`` with an earlier model. Say which step best.pt holds and how to resume from it."""
+    last, best = checkpoint_dir / "last.pt", checkpoint_dir / "best.pt"
+    if resume_from != "last.pt" or last.exists() or not (best.exists() or best.is_symlink()):
+        return
+    how = (f"is a link to {os.readlink(last)}, which does not exist" if last.is_symlink() else "is missing")
+    try:
+        step = f"step {int(ckpt.load(best)['step'])}"
+    except (CheckpointError, FileNotFoundError, KeyError, ValueError) as exc:
+        step = f"unreadable: {exc}"
+    raise TrainingError(
+        f"{last} {how}, but {best} is there ({step}): starting again from step 0 would empty metrics.jsonl "
+        "and overwrite best.pt with an earlier model. Nothing was changed. Resume from best.pt with the same "
+        "command and --resume-from best.pt (in Python: Trainer(..., resume_from='best.pt')), or to start over "
+        "train into a new folder (another --out).")
 
 
 def settings_differences(old_train: dict, old_model: dict | None, train: dict, model: dict,

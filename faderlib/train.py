@@ -51,11 +51,12 @@ from torch import nn
 from .config import ModelConfig, from_settings, parse_attributes
 from .data import choose_balance
 from .devices import PRECISIONS, Placement, pick_device
-from .errors import ConfigError, TrainingError, did_you_mean
+from .errors import ConfigError, TrainingError, TrainingStopped, did_you_mean
 from .feed import TrainingData, place
 from .losses import adversarial_loss, discriminator_loss, lambda_e, learning_rate, patch_loss, reconstruction_loss
 from .metrics import accuracy, correct_counts
 from .metrics_log import LogWindow
+from .runfolder import StopRequest
 from .models import AutoEncoder, LatentDiscriminator, PatchDiscriminator
 from .progress import Progress
 from .runfolder import RunFolder
@@ -301,13 +302,21 @@ class Trainer:
         each log row; a non-finite loss is looked for then and before every validation and
         checkpoint, and stops training with a :class:`TrainingError` naming its step, before
         anything is written from the bad state (the last good checkpoint is kept). Returns the
-        rows logged by this call.
+        rows logged by this call (none, and a word, when the run is already at ``steps``). SIGTERM
+        saves ``last.pt`` at the next step boundary and raises :class:`~faderlib.errors.TrainingStopped`
+        (:class:`~faderlib.runfolder.StopRequest`).
         """
         total = self.config.steps if steps is None else steps
         logged: list[dict] = []
+        if self.step >= total:
+            if self.progress.enabled and self.dist.main:
+                print(f"nothing to train: the run is already at step {self.step} (>= steps {total})")
+            return logged
         bar = self.progress.bar(total, unit="step", initial=self.step, enabled=self.dist.main)
         feed = self.data.feed(self.generator)
         self.window.start_clock()
+        self.stop_request = StopRequest(self.dist, self.device)
+        self.stop_request.install()
         try:
             while self.step < total:
                 self._set_lr()
@@ -334,11 +343,25 @@ class Trainer:
                     self._check_finite()
                     self.save_checkpoint("last.pt")
                 bar.update(1)
+                if self.stop_request.asked(self.step, self.config.log_every):
+                    self._stop(total)
         finally:
+            self.stop_request.remove()
             feed.close()
             self.generator.set_state(self.stream_state)  # where the last full iteration left the stream
             bar.close()
         return logged
+
+    def _stop(self, total: int) -> None:
+        """Save ``last.pt`` at this step boundary (unless it was just saved) and raise TrainingStopped."""
+        self._check_finite()
+        last = self.checkpoint_dir / "last.pt"
+        if not (self.step % self.config.checkpoint_every == 0 or self.step == total):
+            self.save_checkpoint("last.pt")
+        name = self.stop_request.signal or "SIGTERM"  # another rank's signal
+        message = (f"stopped by {name} at step {self.step}; checkpoint saved to {last}; "
+                   "rerun the same command to resume")
+        raise TrainingStopped(message, name, self.step, last)
 
     def _set_lr(self) -> None:
         """Every optimiser at the schedule's rate for this step (:func:`faderlib.losses.learning_rate`)."""

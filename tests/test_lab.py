@@ -8,6 +8,7 @@ import json
 import os
 import pickle
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from PIL import Image
 
 import faderlib.checkpoint as ckpt
 from faderlib.cli import main
-from faderlib.errors import CheckpointError, DiskFullError, FolderInUseError
+from faderlib.errors import CheckpointError, DiskFullError, FolderInUseError, TrainingError
 from faderlib.train import TrainConfig, Trainer
 from train_fixture import tiny
 
@@ -394,3 +395,134 @@ def test_a_dangling_link_as_out_is_named_and_only_the_link_replaced(tiny_run_dir
     link2.symlink_to(beside.name)  # a missing file in an existing folder: never created through the link
     assert main(base[:-1] + [str(link2)]) == 2 and not beside.exists() and link2.is_symlink()
     assert main(base[:-1] + [str(link2), "--force"]) == 0 and not beside.exists() and not link2.is_symlink()
+
+
+# ------------------------------------------------------------------------------------- what a rerun must not lose
+@pytest.fixture()
+def cli_trained(synthetic_dir, tmp_path, capsys):
+    """A run of `fader train` (train_args) of 20 steps."""
+    run = tmp_path / "cli_run"
+    assert main(train_args(synthetic_dir, run, 20)) == 0
+    capsys.readouterr()
+    return run
+
+
+@pytest.mark.parametrize("how", ["deleted", "dangling link"])
+def test_a_missing_last_checkpoint_does_not_start_over_on_best(cli_trained, synthetic_dir, capsys, how):
+    """last.pt gone, best.pt there: a rerun must not start from step 0 over best.pt and the log."""
+    trained = cli_trained
+    last, best = trained / "checkpoints" / "last.pt", trained / "checkpoints" / "best.pt"
+    last.unlink()
+    if how == "dangling link":
+        last.symlink_to("gone.pt")
+    before = {name: (trained / name).read_bytes() for name in ("config.json", "metrics.jsonl")}
+    best_bytes = best.read_bytes()
+    best_step = torch.load(best, weights_only=True)["step"]
+    args = train_args(synthetic_dir, trained, 20)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "last.pt" in err and ("is missing" if how == "deleted" else "does not exist") in err
+    assert f"best.pt is there (step {best_step})" in err and "--resume-from best.pt" in err and "--out" in err
+    assert "Nothing was changed" in err and "Traceback" not in err
+    with pytest.raises(TrainingError, match=r"resume_from='best.pt'"):  # from Python too
+        Trainer(TrainConfig.from_dict(json.loads(before["config.json"])["train"]), trained, progress=False)
+    assert {name: (trained / name).read_bytes() for name in before} == before and best.read_bytes() == best_bytes
+    # the advice works: resume from best.pt
+    assert main(train_args(synthetic_dir, trained, 30) + ["--resume-from", "best.pt"]) == 0
+    assert f"resuming {trained} from step {best_step}" in capsys.readouterr().out
+    assert torch.load(last, weights_only=True)["step"] == 30 and not last.is_symlink()
+
+
+def test_a_smaller_steps_trains_nothing_and_keeps_config_json(cli_trained, synthetic_dir, capsys):
+    trained = cli_trained
+    config = (trained / "config.json").read_bytes()
+    assert json.loads(config)["train"]["steps"] == 20
+    assert main(train_args(synthetic_dir, trained, 10)) == 0
+    out = capsys.readouterr().out
+    assert "nothing to train: the run is already at step 20 (>= --steps 10)" in out
+    assert (trained / "config.json").read_bytes() == config  # it still says what the run is
+
+
+def test_trainer_train_says_when_nothing_remains(trained, synthetic_dir, capsys):
+    trainer = Trainer(tiny(synthetic_dir), trained, progress=True)
+    try:
+        assert trainer.train() == []
+    finally:
+        trainer.close()
+    assert "nothing to train: the run is already at step 20" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------- a folder that cannot be written
+def test_an_unwritable_checkpoint_folder_is_said_before_training(cli_trained, synthetic_dir, monkeypatch, capsys):
+    """Simulated (tests run as root, where chmod stops nothing): the probe finds checkpoints/ unwritable."""
+    trained = cli_trained
+    import faderlib.runfolder as runfolder
+
+    real = runfolder._probe_writable
+    monkeypatch.setattr(runfolder, "_probe_writable",
+                        lambda folder: "Permission denied" if folder.name == "checkpoints" else real(folder))
+    config = (trained / "config.json").read_bytes()
+    assert main(train_args(synthetic_dir, trained, 40)) == 2
+    err = capsys.readouterr().err
+    assert f"{trained / 'checkpoints'} is not writable (Permission denied)" in err and "--out" in err
+    assert "Traceback" not in err and (trained / "config.json").read_bytes() == config
+    assert torch.load(trained / "checkpoints" / "last.pt", weights_only=True)["step"] == 20  # no training spent
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through chmod; the simulated test covers the message")
+def test_a_read_only_checkpoint_folder_is_said_before_training(cli_trained, synthetic_dir, capsys):
+    trained = cli_trained
+    checkpoints = trained / "checkpoints"
+    checkpoints.chmod(0o555)
+    try:
+        assert main(train_args(synthetic_dir, trained, 40)) == 2
+    finally:
+        checkpoints.chmod(0o755)
+    assert f"{checkpoints} is not writable" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------- SIGTERM from a job scheduler
+def test_sigterm_saves_a_checkpoint_says_so_and_the_rerun_resumes_exactly(synthetic_dir, tmp_path):
+    args = ["--checkpoint-every", "1000", "--eval-every", "30", "--lambda-e", "0.05", "--lambda-ramp", "10"]
+    straight = fader(*train_args(synthetic_dir, tmp_path / "straight", 60), *args)
+    assert straight.returncode == 0, straight.stderr
+    run = tmp_path / "stopped"
+    proc = subprocess.Popen([sys.executable, "-m", "faderlib", *train_args(synthetic_dir, run, 60), *args], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.05)  # a few steps trained (the first row is at step 6); no checkpoint yet (every 1000)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    last = run / "checkpoints" / "last.pt"
+    stopped_at = torch.load(last, weights_only=True)["step"]
+    assert 0 < stopped_at < 60
+    assert f"stopped by SIGTERM at step {stopped_at}; checkpoint saved to {last}; rerun the same command" in err
+    assert "Traceback" not in err
+    again = fader(*train_args(synthetic_dir, run, 60), *args)
+    assert again.returncode == 0, again.stderr
+    assert f"resuming {run} from step {stopped_at}" in again.stdout
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(last, weights_only=True)
+    assert b["step"] == 60
+    for key in ("autoencoder", "latent_discriminator", "opt_autoencoder"):
+        flat_a, flat_b = _tensors(a[key]), _tensors(b[key])
+        assert flat_a.keys() == flat_b.keys() and [k for k in flat_a if not torch.equal(flat_a[k], flat_b[k])] == []
+
+
+def test_sigterm_is_caught_while_training_only(synthetic_dir, tmp_path):
+    before, during = signal.getsignal(signal.SIGTERM), []
+    trainer = Trainer(tiny(synthetic_dir, steps=2, log_every=1), tmp_path / "run", progress=False,
+                      callbacks=[lambda trainer, row: during.append(signal.getsignal(signal.SIGTERM))])
+    trainer.train()
+    trainer.close()
+    assert during and all(h is not before for h in during)  # caught while training ...
+    assert signal.getsignal(signal.SIGTERM) is before        # ... and the previous handler is back
+
+
+def _tensors(tree, prefix="") -> dict:
+    if torch.is_tensor(tree):
+        return {prefix: tree}
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, (list, tuple)) else []
+    return {k: v for key, sub in items for k, v in _tensors(sub, f"{prefix}/{key}").items()}
