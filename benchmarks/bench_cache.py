@@ -18,7 +18,6 @@ CelebA-format JPEGs in a temporary folder first (about a minute for 20,000 on 2 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -30,18 +29,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common import celeba_fixture  # benchmarks/common.py (python benchmarks/X.py and run.py put benchmarks/ first on sys.path)
+
 HERE = Path(__file__).resolve().parent
 N = 20_000
 SIZE = 64
 CELEBA = 202_599
-
-
-def _fixture_module():
-    path = HERE.parent / "tests" / "celeba_fixture.py"
-    spec = importlib.util.spec_from_file_location("celeba_fixture", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _best(fn, repeat: int = 3) -> float:
@@ -64,7 +57,7 @@ def run(data: str | os.PathLike | None = None, n: int = N) -> list[dict]:
 
     with tempfile.TemporaryDirectory() as tmp:
         if data is None:
-            data = _fixture_module().write_celeba_fixture(Path(tmp) / "celeba", n=n, noise=0.0, quality=75)
+            data = celeba_fixture().write_celeba_fixture(Path(tmp) / "celeba", n=n, noise=0.0, quality=75)
         data = Path(data)
         celeba = read_celeba(data)
         n = len(celeba)

@@ -17,8 +17,6 @@ Run ``python benchmarks/bench_data.py`` (or ``make bench``); ``run()`` returns t
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -28,30 +26,24 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from common import celeba_fixture, print_rows_main  # benchmarks/common.py (python benchmarks/X.py and run.py put benchmarks/ first on sys.path)
+
 HERE = Path(__file__).resolve().parent
 N_PREPARE = 2000
 N_MEMORY = (2000, 8000)
 BATCH = 64
 
 
-def _fixture_module():
-    path = HERE.parent / "tests" / "celeba_fixture.py"
-    spec = importlib.util.spec_from_file_location("celeba_fixture", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _write_images(args):
     folder, start, stop = args
-    fixture = _fixture_module()
+    fixture = celeba_fixture()
     for i in range(start, stop):
         fixture.fixture_image(i).save(Path(folder) / f"{i + 1:06d}.jpg", quality=90)
 
 
 def _make_data(root: Path, n: int, image_dir: Path | None = None) -> Path:
     """A CelebA folder of n images; with image_dir, its images are linked, not written."""
-    fixture = _fixture_module()
+    fixture = celeba_fixture()
     fixture.write_celeba_fixture(root, n=n, images=False)
     if image_dir is not None:
         (root / "img_align_celeba").rmdir()
@@ -244,18 +236,7 @@ def run() -> list[dict]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
-    args = parser.parse_args(argv)
-    t = time.perf_counter()
-    rows = run()
-    if args.json:
-        print(json.dumps(rows, indent=1))
-        return
-    width = max(len(r["setting"]) for r in rows)
-    for r in rows:
-        print(f"{r['benchmark']:<24} {r['setting']:<{width}} {r['value']:>10.1f} {r['unit']}")
-    print(f"({time.perf_counter() - t:.0f} s in all)")
+    print_rows_main(run, __doc__.splitlines()[0], argv, name_width=24, value_format=".1f")
 
 
 if __name__ == "__main__":

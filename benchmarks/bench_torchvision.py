@@ -23,8 +23,6 @@ Run ``python benchmarks/bench_torchvision.py`` (or ``python benchmarks/run.py to
 
 from __future__ import annotations
 
-import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -33,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from common import print_rows_main  # benchmarks/common.py (python benchmarks/X.py and run.py put benchmarks/ first on sys.path)
 
 N_FACES = 200
 SIZES = (64, 128)
@@ -231,18 +231,7 @@ def run() -> list[dict]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
-    args = parser.parse_args(argv)
-    t = time.perf_counter()
-    rows = run()
-    if args.json:
-        print(json.dumps(rows, indent=1))
-        return
-    width = max(len(r["setting"]) for r in rows)
-    for r in rows:
-        print(f"{r['benchmark']:<36} {r['setting']:<{width}} {r['value']:>10.4g} {r['unit']}")
-    print(f"({time.perf_counter() - t:.0f} s in all)")
+    print_rows_main(run, __doc__.splitlines()[0], argv, name_width=36, value_format=".4g")
 
 
 if __name__ == "__main__":
