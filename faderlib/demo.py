@@ -175,7 +175,8 @@ def train_side_by_side(jobs: dict, out: Path, progress: bool = True) -> list[Pat
 def _train_job(config, run_dir: str, progress: bool, line: int, label: str, threads: int) -> str:
     """One training of :func:`train_side_by_side`, in its own process."""
     torch.set_num_threads(threads)
-    trainer = Trainer(config, run_dir, progress=Progress(label, line, progress))
+    # sigterm=False: pool.terminate() stops this job with SIGTERM when the other one fails
+    trainer = Trainer(config, run_dir, progress=Progress(label, line, progress), sigterm=False)
     trainer.train()
     return str(trainer.run_dir)
 

@@ -203,7 +203,8 @@ class Trainer:
     ``progress``: True (a bar labelled "training"), False, or a :class:`~faderlib.progress.Progress`
     (a label and a line, for runs side by side). ``callbacks``: functions ``(trainer, row)``
     called with every logged row (a live plot, an early stop). ``resume_from``: the checkpoint
-    of the run folder to resume from, ``last.pt`` or ``best.pt`` (when last.pt is damaged). The run
+    of the run folder to resume from, ``last.pt`` or ``best.pt`` (when last.pt is damaged).
+    ``sigterm``: save and stop on SIGTERM (False in a pool's worker, which its owner terminates). The run
     folder is locked while the Trainer lives (:class:`~faderlib.runfolder.RunFolder`): a second
     process on it is refused; :meth:`close` (or dropping the Trainer) frees it.
 
@@ -213,8 +214,8 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, run_dir: str | os.PathLike, *, progress: bool | Progress = True,
                  callbacks: Sequence[Callable[["Trainer", dict], None]] = (), resume: bool = True,
-                 resume_from: str = "last.pt"):
-        self.progress, self.callbacks = Progress.of(progress, "training"), list(callbacks)
+                 resume_from: str = "last.pt", sigterm: bool = True):
+        self.progress, self.callbacks, self.sigterm = Progress.of(progress, "training"), list(callbacks), sigterm
         # where: one process or one of several under torchrun; the device, precision and layout (devices.py)
         self.placement = p = Placement.choose(config.device, config.precision, config.channels_last, config.image_size)
         self.dist, self.device, self.precision, self.channels_last = p.dist, p.device, p.precision, p.channels_last
@@ -316,7 +317,8 @@ class Trainer:
         feed = self.data.feed(self.generator)
         self.window.start_clock()
         self.stop_request = StopRequest(self.dist, self.device)
-        self.stop_request.install()
+        if self.sigterm:
+            self.stop_request.install()
         try:
             while self.step < total:
                 self._set_lr()
