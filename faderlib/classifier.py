@@ -113,7 +113,7 @@ def _train(config: ClassifierConfig, out: Path, progress) -> dict:
         nn.utils.clip_grad_norm_(clf.parameters(), 5.0)
         opt.step()
         if step % 25 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)  # drawn at the next redraw
         bar.update(1)
     bar.close()
 

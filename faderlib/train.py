@@ -337,7 +337,7 @@ class Trainer:
                     row = self.window.row(self.step, self.dist.world)  # the one read of the device per row
                     self._log(row, logged)
                     bar.set_postfix(rec=f"{row['rec_loss']:.4f}", dis=f"{row['dis_loss']:.3f}",
-                                    acc=f"{row['dis_accuracy']:.2f}", lam=f"{row['lambda_e']:.1e}")
+                                    acc=f"{row['dis_accuracy']:.2f}", lam=f"{row['lambda_e']:.1e}", refresh=False)
                 if self.step % self.config.eval_every == 0 or self.step == total:
                     self._check_finite()
                     self._log(self.validate(), logged)

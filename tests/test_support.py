@@ -76,7 +76,8 @@ def test_a_bar_written_to_a_file_stays_small(tmp_path):
     per step: 1,500 quick steps once wrote about 1 MB."""
     script = ("import time\nfrom faderlib.progress import progress_bar\n"
               "with progress_bar(1500, 'classifier', 'step') as bar:\n"
-              "    for _ in range(1500):\n        time.sleep(0.003)\n        bar.update(1)\n")
+              "    for i in range(1500):\n        time.sleep(0.003)\n        bar.update(1)\n"
+              "        if i % 25 == 0:\n            bar.set_postfix(loss=f'{i:.3f}', refresh=False)\n")
     log = tmp_path / "job.log"
     with open(log, "w") as err:
         subprocess.run([sys.executable, "-c", script], stderr=err, check=True,
