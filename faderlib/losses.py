@@ -79,8 +79,14 @@ def uniform_shifts(k: int, n: int, generator: torch.Generator | None, device: to
     return torch.randint(1, k, (n,), generator=_device_generator(device, seed), device=device)
 
 
+_DEVICE_GENERATORS: dict[torch.device, torch.Generator] = {}
+
+
 def _device_generator(device: torch.device, seed: int) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
+    """One generator per device, reseeded at each call (no new generator in every step)."""
+    if device not in _DEVICE_GENERATORS:
+        _DEVICE_GENERATORS[device] = torch.Generator(device=device)
+    return _DEVICE_GENERATORS[device].manual_seed(seed)
 
 
 def adversarial_loss(logits: torch.Tensor, y: torch.Tensor, config: ModelConfig,
