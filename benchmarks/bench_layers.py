@@ -8,7 +8,8 @@ feeds it), the plain layer and the same layer on the matrix-product path alterna
 the best kept, with one and with two threads. Layers on larger images stay plain (their im2col
 would copy k*k times the image; the first rows of the table show the trend).
 
-This is how :data:`faderlib.fastconv.MAX_SIDE` was chosen. ``python benchmarks/bench_layers.py``:
+This is how :data:`faderlib.fastconv.MAX_SIDE` and ``MIN_CHANNELS`` were chosen (the label in
+brackets: the path the kit takes). ``python benchmarks/bench_layers.py``:
 about three minutes on 2 cores.
 """
 
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from faderlib.config import ModelConfig
-from faderlib.fastconv import MAX_SIDE, conv2d_gemm, conv_transpose2d_gemm
+from faderlib.fastconv import MAX_SIDE, MIN_CHANNELS, conv2d_gemm, conv_transpose2d_gemm
 from faderlib.models import AttributeClassifier, AutoEncoder, LatentDiscriminator
 
 BATCH = 32
@@ -102,7 +103,7 @@ def run() -> list[dict]:
                         best[name] = min(best[name], _time(layer, x, reps))
                 out_side = side // 2 if kind == "Conv2d" else side * 2
                 setting = (f"{kind}({c_in}, {c_out}) {side}x{side} -> {out_side}x{out_side}, {threads} thr "
-                           f"[{'gemm' if max(side, out_side) <= MAX_SIDE else 'plain'}]")
+                           f"[{'gemm' if max(side, out_side) <= MAX_SIDE and min(c_in, c_out) >= MIN_CHANNELS else 'plain'}]")
                 rows.append({"benchmark": "layers", "setting": setting + " plain ms",
                              "value": round(1000 * best["plain"], 2), "unit": "ms"})
                 rows.append({"benchmark": "layers", "setting": setting + " plain / gemm",

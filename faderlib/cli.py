@@ -142,7 +142,7 @@ def _settings(args, flags: dict) -> dict:
             given["prefetch"] = int(given["prefetch"])
         except ValueError:
             raise ValueError(f"--prefetch {given['prefetch']!r}: a number of batches (0: none) or auto") from None
-    for name in ("channels_last", "data_on_device"):
+    for name in ("channels_last", "data_on_device", "fast_convs"):
         if getattr(args, name, None) is not None:
             given[name] = {"auto": "auto", "on": True, "off": False}[getattr(args, name)]
     return given
@@ -304,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="memory layout (default auto: the one measured faster for the device)")
     p.add_argument("--compile", action="store_const", const=True, default=None,
                    help="torch.compile the two networks (CUDA; the first steps take a minute longer)")
+    p.add_argument("--fast-convs", choices=["auto", "on", "off"], default=None,
+                   help="compute the small convolutions (2x2, 4x4 images) as one matrix product, the same numbers "
+                        "faster (default auto: on a CPU, where it was measured faster; faderlib/fastconv.py)")
     p.add_argument("--data-on-device", choices=["auto", "on", "off"], default=None,
                    help="upload the training split to the GPU once as uint8 (default auto: when it fits "
                         "with room to spare)")

@@ -18,6 +18,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .fastconv import choose_fast_convs, use_gemm
+
 
 def pick_device(name: str = "auto") -> torch.device:
     """CUDA if present, else Apple MPS, else CPU; or the device named ("cpu", "cuda", "cuda:1", "mps")."""
@@ -265,20 +267,24 @@ class Placement:
     device: torch.device
     precision: str       # "fp32" or "bf16"
     channels_last: bool
+    fast_convs: bool = False  # small convolutions as one matrix product (faderlib/fastconv.py)
 
     @classmethod
     def choose(cls, device: str = "auto", precision: str = "auto", channels_last: str | bool = "auto",
-               image_size: int = 64) -> "Placement":
+               image_size: int = 64, fast_convs: str | bool = "auto") -> "Placement":
         """Join the run's processes under torchrun (:func:`init_distributed`), then pick the device
-        (:func:`pick_device`), the precision (:func:`choose_precision`) and the layout
-        (:func:`use_channels_last`) from a run's settings."""
+        (:func:`pick_device`), the precision (:func:`choose_precision`), the layout
+        (:func:`use_channels_last`) and the convolutions' code path
+        (:func:`faderlib.fastconv.choose_fast_convs`) from a run's settings."""
         dist, name = init_distributed(device)
         dev = pick_device(name)
-        return cls(dist, dev, choose_precision(precision, dev, image_size), use_channels_last(channels_last, dev))
+        return cls(dist, dev, choose_precision(precision, dev, image_size), use_channels_last(channels_last, dev),
+                   choose_fast_convs(fast_convs, dev))
 
     def put(self, module: nn.Module) -> nn.Module:
-        """``module`` moved to the device, in the channels-last layout if chosen."""
-        module = module.to(self.device)
+        """``module`` moved to the device, in the channels-last layout if chosen, its small
+        convolutions on the matrix-product path if chosen (:func:`faderlib.fastconv.use_gemm`)."""
+        module = use_gemm(module.to(self.device), self.fast_convs)
         return module.to(memory_format=torch.channels_last) if self.channels_last else module
 
     def wrap(self, module: nn.Module, compile: bool = False) -> tuple[nn.Module, Callable]:

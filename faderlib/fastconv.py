@@ -23,10 +23,13 @@ Autograd differentiates both (the backward of ``unfold`` is ``fold`` and the oth
 round), so training needs nothing more. The layers keep their class's parameters and
 ``state_dict`` keys: a checkpoint loads either way, and parameter counts do not change.
 
-**Where.** :func:`use_gemm` swaps the class of every convolution of a network to
-:class:`GemmConv2d` / :class:`GemmConvTranspose2d`, which take the matrix-product path when the
-layer's larger side (input or output) is at most :data:`MAX_SIDE` pixels, and the plain layer
-otherwise; ``use_gemm(net, False)`` swaps them back. A training run turns it on for the CPU
+**Where.** :func:`use_gemm` swaps the class of every convolution of a network with at least
+:data:`MIN_CHANNELS` input and output channels to :class:`GemmConv2d` / :class:`GemmConvTranspose2d`,
+which take the matrix-product path when the layer's larger side (input or output) is at most
+:data:`MAX_SIDE` pixels, and the plain layer otherwise; ``use_gemm(net, False)`` swaps them back.
+Both limits were measured, layer shape by layer shape (``benchmarks/bench_layers.py``, forward
+and backward, batch 32, one and two threads): at 2x2 and 4x4 the product won 1.1x to 5x for 128
+channels and more, and lost (0.6x to 0.9x) for 64; at 8x8 and above oneDNN won or tied. A training run turns it on for the CPU
 (``TrainConfig.fast_convs="auto"``, ``fader train --fast-convs``): measured by
 ``benchmarks/bench_layers.py`` for every layer shape of the presets. On CUDA ``"auto"``
 leaves the plain layers (cuDNN has its own kernels for small shapes).
@@ -43,13 +46,19 @@ from torch import nn
 #: forward and backward, batch 32, one and two threads (benchmarks/bench_layers.py; docs/speed.md).
 MAX_SIDE = 4
 
+#: ... and when the layer has at least this many input and output channels (fewer: oneDNN was faster).
+MIN_CHANNELS = 128
+
 
 def _larger_side(x: torch.Tensor, out_h: int, out_w: int) -> int:
     return max(x.shape[-2], x.shape[-1], out_h, out_w)
 
 
 def _supported(layer: nn.Module) -> bool:
-    """What the matrix-product path computes: no dilation, no groups, zero padding, no output padding."""
+    """Large enough to gain (:data:`MIN_CHANNELS`), and what the matrix-product path computes: no
+    dilation, no groups, zero padding, no output padding."""
+    if min(layer.in_channels, layer.out_channels) < MIN_CHANNELS:
+        return False
     if tuple(layer.dilation) != (1, 1) or layer.groups != 1 or getattr(layer, "padding_mode", "zeros") != "zeros":
         return False
     if isinstance(layer.padding, str):
@@ -57,34 +66,56 @@ def _supported(layer: nn.Module) -> bool:
     return tuple(getattr(layer, "output_padding", (0, 0))) == (0, 0)
 
 
+def _channels_last(weight: torch.Tensor) -> bool:
+    """Whether a 4-D weight is stored channels-last (a channels-last network's weights are)."""
+    return not weight.is_contiguous() and weight.is_contiguous(memory_format=torch.channels_last)
+
+
 def conv2d_gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride, padding) -> torch.Tensor:
     """``F.conv2d(x, weight, bias, stride, padding)`` as im2col and one matrix product.
 
-    The output comes out in the channels-last layout (a (B, H, W, C) product viewed as NCHW),
-    which the next layer of a channels-last network takes as it is.
+    The weight is read as a matrix in the order it is stored: (C_out, C_in k k) for a contiguous
+    weight, (C_out, k k C_in) for a channels-last one, and the patches are put in the same order,
+    so that the (large) weight is never copied, only the (small) patches. The output comes out
+    channels-last (a (B, H, W, C_out) product viewed as NCHW), the layout a channels-last network
+    works in.
     """
     b, c_in, h, w = x.shape
     c_out, _, kh, kw = weight.shape
     oh = (h + 2 * padding[0] - kh) // stride[0] + 1
     ow = (w + 2 * padding[1] - kw) // stride[1] + 1
-    cols = F.unfold(x, (kh, kw), padding=padding, stride=stride)      # (B, C_in k k, L)
-    rows = cols.transpose(1, 2).reshape(b * oh * ow, c_in * kh * kw)  # one row per output position
-    out = rows @ weight.reshape(c_out, -1).t()                         # (B L, C_out): one GEMM
+    cols = F.unfold(x, (kh, kw), padding=padding, stride=stride)        # (B, C_in k k, L), L = oh ow
+    if _channels_last(weight):
+        matrix = weight.permute(0, 2, 3, 1).reshape(c_out, -1)          # (C_out, k k C_in): a view
+        rows = cols.view(b, c_in, kh * kw, oh * ow).permute(0, 3, 2, 1).reshape(b * oh * ow, -1)
+    else:
+        matrix = weight.reshape(c_out, -1)                              # (C_out, C_in k k): a view
+        rows = cols.transpose(1, 2).reshape(b * oh * ow, -1)
+    out = rows @ matrix.t()                                             # (B L, C_out): one GEMM
     if bias is not None:
         out = out + bias
-    return out.reshape(b, oh, ow, c_out).permute(0, 3, 1, 2)
+    return out.view(b, oh, ow, c_out).permute(0, 3, 1, 2)
 
 
 def conv_transpose2d_gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride,
                           padding) -> torch.Tensor:
-    """``F.conv_transpose2d(x, weight, bias, stride, padding)`` as one matrix product and col2im."""
+    """``F.conv_transpose2d(x, weight, bias, stride, padding)`` as one matrix product and col2im.
+
+    Each input pixel times the weight read as a matrix (C_in, C_out k k), or (C_in, k k C_out)
+    when the weight is stored channels-last (never copied), gives its k x k block of the output;
+    ``F.fold`` adds the overlapping blocks.
+    """
     b, c_in, h, w = x.shape
     _, c_out, kh, kw = weight.shape
     oh = (h - 1) * stride[0] - 2 * padding[0] + kh
     ow = (w - 1) * stride[1] - 2 * padding[1] + kw
-    rows = x.permute(0, 2, 3, 1).reshape(b * h * w, c_in)              # one row per input pixel
-    blocks = rows @ weight.reshape(c_in, c_out * kh * kw)              # (B H W, C_out k k): one GEMM
-    cols = blocks.reshape(b, h * w, c_out * kh * kw).transpose(1, 2)   # (B, C_out k k, H W)
+    rows = x.permute(0, 2, 3, 1).reshape(b * h * w, c_in)               # one row per input pixel
+    if _channels_last(weight):
+        blocks = rows @ weight.permute(0, 2, 3, 1).reshape(c_in, -1)    # (B H W, k k C_out): one GEMM
+        cols = blocks.view(b, h * w, kh * kw, c_out).permute(0, 3, 2, 1).reshape(b, c_out * kh * kw, h * w)
+    else:
+        blocks = rows @ weight.reshape(c_in, -1)                        # (B H W, C_out k k): one GEMM
+        cols = blocks.view(b, h * w, -1).transpose(1, 2)
     out = F.fold(cols, (oh, ow), (kh, kw), padding=padding, stride=stride)
     if bias is not None:
         out = out + bias[:, None, None]

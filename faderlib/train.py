@@ -113,12 +113,13 @@ class TrainConfig:
     precision: str = "auto"              # "fp32", "bf16" (autocast), "auto": devices.choose_precision
     channels_last: str | bool = "auto"   # "auto": the layout measured faster (see `make bench`)
     compile: bool = False                # torch.compile the two networks (pays on CUDA, if anywhere)
+    fast_convs: str | bool = "auto"      # small convolutions as one matrix product; "auto": on a CPU (fastconv.py)
     prefetch: int | str = "auto"         # batches read ahead by a thread; "auto": 2 on CUDA, 0 on CPU
     data_on_device: str | bool = "auto"  # the training split uploaded once; "auto": on a GPU where it fits
 
     #: Settings that may change when a run is resumed: they change how fast, not what is learnt.
     RUNTIME_KEYS = ("steps", "checkpoint_every", "eval_every", "eval_images", "log_every", "device",
-                    "precision", "channels_last", "compile", "prefetch", "data_on_device")
+                    "precision", "channels_last", "compile", "fast_convs", "prefetch", "data_on_device")
 
     def __post_init__(self):
         self.attributes = tuple(a.spec for a in parse_attributes(self.attributes))
@@ -145,6 +146,8 @@ class TrainConfig:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not (self.prefetch == "auto" or (isinstance(self.prefetch, int) and self.prefetch >= 0)):
             raise ConfigError(f"prefetch is a number of batches (0: none) or 'auto', got {self.prefetch!r}")
+        if self.fast_convs not in ("auto", True, False):
+            raise ConfigError(f"fast_convs must be true, false or 'auto', got {self.fast_convs!r}")
         if self.data_on_device not in ("auto", True, False):
             raise ConfigError(f"data_on_device must be true, false or 'auto', got {self.data_on_device!r}")
 
@@ -217,7 +220,8 @@ class Trainer:
                  resume_from: str = "last.pt", sigterm: bool = True):
         self.progress, self.callbacks, self.sigterm = Progress.of(progress, "training"), list(callbacks), sigterm
         # where: one process or one of several under torchrun; the device, precision and layout (devices.py)
-        self.placement = p = Placement.choose(config.device, config.precision, config.channels_last, config.image_size)
+        self.placement = p = Placement.choose(config.device, config.precision, config.channels_last, config.image_size,
+                                              config.fast_convs)
         self.dist, self.device, self.precision, self.channels_last = p.dist, p.device, p.precision, p.channels_last
         self.data = TrainingData(config, p, progress=self.progress.enabled)  # the cache, the splits, the batches
         self.config = config = self.data.config                             # balance="auto" decided on the data

@@ -15,6 +15,7 @@ import faderlib.train as train_module
 from faderlib.cli import main
 from faderlib.devices import pick_device
 from faderlib.errors import CheckpointError, TrainingError
+from faderlib.fastconv import uses_gemm
 from faderlib.metrics_log import read_metrics
 from faderlib.runs import FORMAT_VERSION
 from faderlib.train import TrainConfig, Trainer
@@ -72,6 +73,7 @@ def test_checkpoints_load_weights_only_and_hold_plain_data(synthetic_dir, tmp_pa
 
 def test_resume_is_bitwise_identical_to_an_uninterrupted_run(synthetic_dir, tmp_path):
     straight = Trainer(tiny(synthetic_dir, balance="Smiling"), tmp_path / "a", progress=False)
+    assert uses_gemm(straight.dis)  # on a CPU the small convolutions run as one matrix product (fastconv.py)
     straight.train()
 
     def kill_at_25(trainer, row):
