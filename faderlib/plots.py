@@ -40,7 +40,8 @@ def plot_training(metrics, majority_rates: dict[str, float] | None = None, title
     train = metrics[metrics["phase"] == "train"]
     valid = metrics[metrics["phase"] == "valid"]
     accuracy = {col.split("/", 1)[1]: col for col in valid.columns if col.startswith("dis_accuracy/")}
-    probe = {col.split("/", 1)[1]: col for col in valid.columns if col.startswith("probe/") and valid[col].notna().any()}
+    probe = {col.split("/", 1)[1]: col for col in valid.columns
+             if col.startswith("probe/") and valid[col].notna().any()}
     majority = dict(majority_rates or {})
     names = list(accuracy) + [n for n in majority if n not in accuracy]
     fig = Figure(figsize=(15 if probe else 12, 3.6 + 0.24 * len(names)), layout="constrained")

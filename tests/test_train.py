@@ -419,7 +419,8 @@ def test_the_in_training_probe_is_logged_deterministic_and_changes_no_training(s
     settings (TrainConfig's defaults: official preset, 64 px, flip, one discriminator step)."""
     runs = {}
     for name, probe_images in (("a", 512), ("b", 512), ("off", 0)):
-        config = TrainConfig(data_dir=str(synthetic_dir), steps=4, eval_every=2, device="cpu", probe_images=probe_images)
+        config = TrainConfig(data_dir=str(synthetic_dir), steps=4, eval_every=2, device="cpu",
+                             probe_images=probe_images)
         assert (config.adversary, config.dis_steps, config.preset) == ("flip", 1, "official")
         trainer = Trainer(config, tmp_path / name, progress=False)
         runs[name] = (trainer, trainer.train(), torch.get_rng_state())
@@ -452,7 +453,8 @@ def test_the_adversary_settings_are_recorded_checked_and_change_training(synthet
         trained[adversary] = weights(t)
         record = json.loads((tmp_path / adversary / "config.json").read_text())["train"]
         assert (record["adversary"], record["dis_steps"], record["probe_images"]) == (adversary, 1, 0)
-    assert not torch.equal(trained["flip"]["ae.encoder.layers.0.0.weight"], trained["uniform"]["ae.encoder.layers.0.0.weight"])
+    first = "ae.encoder.layers.0.0.weight"
+    assert not torch.equal(trained["flip"][first], trained["uniform"][first])  # the target took effect
     with pytest.raises(TrainingError, match=r"differs in: adversary"):
         Trainer(tiny(synthetic_dir, steps=3, lambda_ramp=0, adversary="flip", probe_images=0), tmp_path / "uniform",
                 progress=False)
