@@ -90,7 +90,7 @@ GPU_STEPS = {"course": 20_000}
 
 #: Full-batch steps of each fit of the in-training latent probe (:meth:`Trainer.probe`). Measured on a
 #: 64 px course run (341 codes to fit, 171 to score): the balanced accuracies at 100 steps are within
-#: 0.03 of those at 300 (the evaluation's, :func:`faderlib.evaluate.latent_probe`) for a third of the time.
+#: 0.03 of those at 300 (the evaluation's, :func:`faderlib.evaluate.latent_probe`), in under half the time.
 PROBE_STEPS = 100
 
 
