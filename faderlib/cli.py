@@ -56,6 +56,11 @@ TRAIN_FLAGS = {
                                       "(0: constant, as the paper)"),
     "patch_weight": ("--patch-weight", float, "weight of an image-space patch discriminator (the reference code's "
                                               "option; 0: none, as the paper)"),
+    "adversary": ("--adversary", str, "the encoder's target for the latent discriminator: flip (the paper's: make it "
+                                      "predict the flipped attributes), uniform (make its prediction uniform) or "
+                                      "reverse (gradient reversal: maximise its loss)"),
+    "dis_steps": ("--dis-steps", int, "latent-discriminator steps per autoencoder step, each on its own batch "
+                                      "(the reference code's n_lat_dis)"),
     "balance": ("--balance", str, "draw this attribute's classes equally often (rare ones); 'auto': the rarest if "
                                   "under 15 %%; 'none': no balancing"),
     "seed": ("--seed", int, "random seed (same seed, same run)"),
@@ -64,6 +69,8 @@ TRAIN_FLAGS = {
     "eval_every": ("--eval-every", int, "steps between validations and sample grids (default: a sixth of the "
                                         "steps, 50 to 1000)"),
     "eval_images": ("--eval-images", int, "validation images per validation"),
+    "probe_images": ("--probe-images", int, "validation images of the latent probe refitted at each validation "
+                                            "(two thirds to fit, one to score; 0: none)"),
     "log_every": ("--log-every", int, "steps between rows of metrics.jsonl (default: a tenth of the steps, 1 to 25)"),
     "device": ("--device", str, "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps"),
     "precision": ("--precision", str, "fp32, bf16 (autocast) or auto: bf16 on a CUDA GPU, and on a CPU with native "

@@ -161,16 +161,33 @@ def fit_probe(z: torch.Tensor, labels: torch.Tensor, n_values: int = 2, steps: i
     """A fresh linear classifier (logistic regression) of one attribute from flattened codes ``z``
     (N, d), standardised by the caller: full-batch Adam for ``steps`` steps, each class weighted by
     the inverse of its frequency (so that a rare class is not simply ignored), starting from zero
-    weights (the same fit every time)."""
-    probe = nn.Linear(z.shape[1], n_values)
+    weights (the same fit every time). It draws no random number (a training run that refits it
+    at each validation goes on as if it had not)."""
+    return fit_probes(z, labels[:, None], [n_values], steps, lr, weight_decay)
+
+
+def fit_probes(z: torch.Tensor, labels: torch.Tensor, n_values: list[int], steps: int = 300, lr: float = 0.05,
+               weight_decay: float = 1e-3) -> nn.Linear:
+    """:func:`fit_probe` of several attributes at once: ``labels`` (N, n_attr), ``n_values`` the number
+    of values of each. One linear layer whose outputs hold one block of logits per attribute (in
+    order, as the discriminator's), the loss the sum of each block's cross-entropy. Each block's loss
+    reaches its own weights alone, and Adam and its weight decay act on each weight alone: the same
+    fits as one :func:`fit_probe` per attribute, in one matrix product per step."""
+    probe = nn.utils.skip_init(nn.Linear, z.shape[1], sum(n_values))  # no random initial weights: zeros below
     nn.init.zeros_(probe.weight)
     nn.init.zeros_(probe.bias)
-    counts = torch.bincount(labels, minlength=n_values).float()
-    weight = torch.where(counts > 0, counts.sum() / (n_values * counts.clamp(min=1)), torch.zeros_like(counts))
+    blocks, weights, start = [], [], 0
+    for j, k in enumerate(n_values):
+        counts = torch.bincount(labels[:, j], minlength=k).float()
+        weights.append(torch.where(counts > 0, counts.sum() / (k * counts.clamp(min=1)), torch.zeros_like(counts)))
+        blocks.append(slice(start, start + k))
+        start += k
     opt = torch.optim.Adam(probe.parameters(), lr=lr, weight_decay=weight_decay)
     for _ in range(steps):
         opt.zero_grad()
-        loss = nn.functional.cross_entropy(probe(z), labels, weight=weight)
+        logits = probe(z)
+        loss = sum(nn.functional.cross_entropy(logits[:, b], labels[:, j], weight=w)
+                   for j, (b, w) in enumerate(zip(blocks, weights)))
         loss.backward()
         opt.step()
     return probe
@@ -194,14 +211,26 @@ def latent_probe(ae: AutoEncoder, train: FaderDataset, test: FaderDataset, train
         z_test, y_test = encode_split(ae, test, test_images, device=device)
     finally:
         ae.train(was_training)
+    return probe_scores(z_train, y_train, z_test, y_test, ae.config, steps)
+
+
+def probe_scores(z_train: torch.Tensor, y_train: torch.Tensor, z_test: torch.Tensor, y_test: torch.Tensor,
+                 config, steps: int = 300) -> dict:
+    """The probe's fit and score on codes already computed: ``z_train`` and ``z_test`` (N, d) are
+    standardised with the mean and deviation of ``z_train``, a probe per attribute of ``config`` (a
+    :class:`~faderlib.config.ModelConfig`) is fitted on them (all at once: :func:`fit_probes`) and
+    scored on ``z_test``. Returns per attribute its ``balanced_accuracy`` and ``accuracy``, as
+    :func:`latent_probe`; the trainer calls it at each validation (``TrainConfig.probe_images``).
+    Draws no random number."""
     mean, std = z_train.mean(0), z_train.std(0).clamp(min=1e-6)
     z_train, z_test = (z_train - mean) / std, (z_test - mean) / std
+    with torch.enable_grad():
+        probe = fit_probes(z_train, y_train.long(), [a.n_values for a in config.attributes], steps)
+    with torch.no_grad():
+        logits = probe(z_test)
     out = {}
-    for j, a in enumerate(ae.config.attributes):
-        with torch.enable_grad():
-            probe = fit_probe(z_train, y_train[:, j].long(), a.n_values, steps)
-        with torch.no_grad():
-            predicted = probe(z_test).argmax(1)
+    for j, (a, block) in enumerate(zip(config.attributes, config.attribute_blocks)):
+        predicted = logits[:, block].argmax(1)
         labels = y_test[:, j].long()
         out[a.name] = {"balanced_accuracy": balanced_accuracy(predicted, labels, a.n_values),
                        "accuracy": float((predicted == labels).float().mean())}

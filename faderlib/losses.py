@@ -11,7 +11,10 @@ to the paper's):
 * equation (2), the reconstruction: ``||D(E(x), y) - x||^2``: :func:`reconstruction_loss`;
 * equation (3), the encoder-decoder's objective: reconstruct, *and* make P predict the
   flipped attributes 1 - y: ``L_ae = ||D(E(x), y) - x||^2 - lambda_E log p_P(1 - y | E(x))``:
-  :func:`adversarial_loss` gives the second term (without lambda_E).
+  :func:`adversarial_loss` gives the second term (without lambda_E). The kit offers two other
+  targets for this term (``TrainConfig.adversary``, :data:`ADVERSARIES`): the uniform
+  distribution (:func:`uniform_adversarial_loss`) and the reversed discriminator loss
+  (:func:`reversed_adversarial_loss`, gradient reversal).
 
 Attributes are integer class indices of shape (batch, n_attr); the discriminator's
 output holds one block of logits per attribute (2 for a binary one, K for a K-valued one);
@@ -24,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import ModelConfig
+from .errors import ConfigError, did_you_mean
 
 
 def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -89,12 +93,74 @@ def _device_generator(device: torch.device, seed: int) -> torch.Generator:
     return _DEVICE_GENERATORS[device].manual_seed(seed)
 
 
+#: The targets the encoder may give the discriminator's prediction, the adversarial term of
+#: equation (3) (``TrainConfig.adversary``, ``fader train --adversary``). Each is minimised by the
+#: encoder only; the discriminator always learns the true y (equation (1)).
+ADVERSARIES = {
+    "flip": "the paper's: make P predict the flipped attributes 1 - y",
+    "uniform": "make P's prediction uniform over each attribute's values (it can tell nothing)",
+    "reverse": "gradient reversal: maximise P's own loss (1) on the true y",
+}
+
+
 def adversarial_loss(logits: torch.Tensor, y: torch.Tensor, config: ModelConfig,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """The adversarial term of equation (3), before lambda_E: the cross-entropy of the
-    discriminator's prediction against the flipped attributes. Minimised by the encoder,
-    it pushes z towards carrying no information about y."""
-    return attribute_cross_entropy(logits, flip_attributes(y, config, generator), config)
+                     generator: torch.Generator | None = None, target: str = "flip") -> torch.Tensor:
+    """The adversarial term of equation (3), before lambda_E, for the target ``target`` of
+    :data:`ADVERSARIES`; by default the paper's: the cross-entropy of the discriminator's
+    prediction against the flipped attributes (:func:`flip_attributes`, drawn with ``generator``
+    for a K-valued attribute), summed over attributes, averaged over the batch::
+
+        L_flip = -1/m sum_i sum_j log p_P(y'_ij | z_i),   y' = 1 - y (binary)
+
+    Minimised by the encoder, it pushes z towards carrying no information about y. Its gradient
+    with respect to one attribute's logits is ``(softmax(logits) - onehot(y')) / m``: it is zero
+    only when P predicts y' with certainty. When P is fooled (a binary prediction at 1/2) it
+    still pushes, towards a z that P reads backwards, which carries y as well as one read right.
+    """
+    if target == "flip":
+        return attribute_cross_entropy(logits, flip_attributes(y, config, generator), config)
+    if target == "uniform":
+        return uniform_adversarial_loss(logits, config)
+    if target == "reverse":
+        return reversed_adversarial_loss(logits, y, config)
+    raise ConfigError(f"unknown adversary {target!r}; choose one of {', '.join(ADVERSARIES)}."
+                      f"{did_you_mean(str(target), ADVERSARIES)}")
+
+
+def uniform_adversarial_loss(logits: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """The adversarial term with the uniform target: the cross-entropy of the discriminator's
+    prediction against the uniform distribution over each attribute's K values, summed over
+    attributes, averaged over the batch::
+
+        L_uniform = 1/m sum_i sum_j -(1/K_j) sum_k log p_P(k | z_i)  =  sum_j (log K_j + KL(u_K || p))
+
+    Its least value, sum_j log K_j, is reached exactly when P's prediction is uniform (it says
+    nothing). Its gradient with respect to one attribute's logits is ``(softmax(logits) - 1/K) / m``:
+    zero exactly at the uniform prediction, so once P is fooled the encoder is no longer pushed,
+    and a z read backwards (p far from uniform) costs as much as one read right. Roy & Boddeti
+    (CVPR 2019) make the adversary's prediction uninformative by maximising its entropy H(p), which
+    has the same optimum (p uniform); this cross-entropy form is its simplest relative, with the
+    gradient above (that of -H(p) also vanishes at the uniform prediction, but also where p is certain).
+    """
+    loss = logits.new_zeros(())
+    for block in config.attribute_blocks:
+        log_p = F.log_softmax(logits[:, block], dim=1)
+        loss = loss - log_p.mean(dim=1).mean()  # mean over the K values is the 1/K sum
+    return loss
+
+
+def reversed_adversarial_loss(logits: torch.Tensor, y: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """The adversarial term as gradient reversal (Ganin & Lempitsky, ICML 2015): minus the
+    discriminator's own loss (1) on the TRUE attributes, so that the encoder gets exactly the
+    discriminator's gradient with its sign reversed::
+
+        L_reverse = -L_dis = 1/m sum_i sum_j log p_P(y_ij | z_i)
+
+    Its gradient with respect to one attribute's logits is ``(onehot(y) - softmax(logits)) / m``:
+    it pushes p_P(y | z) towards 0 without end (the loss has no lower bound), so, like the flip, it
+    rewards a z read backwards once P is fooled.
+    """
+    return -discriminator_loss(logits, y, config)
 
 
 def patch_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:

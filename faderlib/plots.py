@@ -28,7 +28,11 @@ from .visual import FIGURE_DPI, FaceFigure, Picture, face_inches
 def plot_training(metrics, majority_rates: dict[str, float] | None = None, title: str = "") -> Figure:
     """Four panels from a metrics log (:func:`faderlib.metrics_log.read_metrics`): the
     reconstruction loss (train and validation), the discriminator's loss, its accuracy
-    (with the majority rate it should fall to), and the schedule of lambda_E.
+    (with the majority rate it should fall to), and the schedule of lambda_E. When the validation
+    rows hold the in-training latent probe (``probe/<name>``: ``TrainConfig.probe_images``), a fifth
+    panel beside the accuracy shows its balanced accuracy per attribute, in the same colours: a
+    fresh linear classifier's reading of z, which the encoder was not trained to fool (0.5 for a
+    binary attribute z says nothing about; the discriminator may be fooled while the probe is not).
 
     In the accuracy panel each attribute has one colour: its validation accuracy (solid, dots)
     and its majority rate (dashed) share one legend entry, and the legends sit below the
@@ -36,10 +40,14 @@ def plot_training(metrics, majority_rates: dict[str, float] | None = None, title
     train = metrics[metrics["phase"] == "train"]
     valid = metrics[metrics["phase"] == "valid"]
     accuracy = {col.split("/", 1)[1]: col for col in valid.columns if col.startswith("dis_accuracy/")}
+    probe = {col.split("/", 1)[1]: col for col in valid.columns
+             if col.startswith("probe/") and valid[col].notna().any()}
     majority = dict(majority_rates or {})
     names = list(accuracy) + [n for n in majority if n not in accuracy]
-    fig = Figure(figsize=(12, 3.6 + 0.24 * len(names)), layout="constrained")
-    ax = fig.subplots(1, 4)
+    fig = Figure(figsize=(15 if probe else 12, 3.6 + 0.24 * len(names)), layout="constrained")
+    ax = list(fig.subplots(1, 5 if probe else 4))
+    if probe:
+        ax.append(ax.pop(3))  # the probe's panel beside the accuracy, lambda_E last
     ax[0].plot(train["step"], train["rec_loss"], label="train")
     if len(valid):
         ax[0].plot(valid["step"], valid["rec_loss"], "o-", ms=3, label="validation")
@@ -53,6 +61,9 @@ def plot_training(metrics, majority_rates: dict[str, float] | None = None, title
     _legend_below(ax[2], handles, labels, title=", ".join(kinds) if len(names) else None)
     ax[3].plot(train["step"], train["lambda_e"], color="C4")
     ax[3].set(title="lambda_E", xlabel="step")
+    if probe:
+        ax[4].sharex(ax[2])  # the same steps as the discriminator's accuracy, to compare them
+        _probe_panel(ax[4], valid, probe, names)
     if title:
         fig.suptitle(title)
     return fig
@@ -72,6 +83,20 @@ def _accuracy_panel(ax, train, valid, accuracy: dict[str, str], majority: dict[s
         handles.append(tuple(parts) if len(parts) > 1 else parts[0])
         labels.append(f"{name} (majority {majority[name]:.2f})" if name in majority else name)
     return handles, labels
+
+
+def _probe_panel(ax, valid, probe: dict[str, str], names: list[str]) -> None:
+    """The in-training latent probe's balanced accuracy per attribute (the colours of the accuracy
+    panel), and 0.5, what it reads from a z that says nothing about a binary attribute."""
+    chance = ax.axhline(0.5, ls="--", lw=1.2, color="0.45")
+    handles, labels = [chance], ["0.5: blind (binary)"]
+    for k, name in enumerate(names + [n for n in probe if n not in names]):
+        if name in probe:
+            rows = valid[valid[probe[name]].notna()]
+            handles += ax.plot(rows["step"], rows[probe[name]], "s-", ms=3, color=f"C{k % 10}")
+            labels.append(name)
+    ax.set(title="fresh probe on z (balanced acc.)", xlabel="step", ylim=(0, 1.02))
+    _legend_below(ax, handles, labels)
 
 
 def _legend_below(ax, handles, labels, title: str | None = None) -> None:

@@ -24,12 +24,11 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt
-from .config import jsonable
 from .devices import Dist
 from .errors import CheckpointError, FolderInUseError, TrainingError
 from .files import FolderLock, check_free_space, remove_temporary_files
 from .metrics_log import append_metrics, truncate_metrics
-from .runs import FORMAT_VERSION, check_checkpoint_belongs, claim_run_dir, resume_advice
+from .runs import FORMAT_VERSION, check_checkpoint_belongs, claim_run_dir, resume_advice, settings_fingerprint
 
 
 class RunFolder:
@@ -48,8 +47,7 @@ class RunFolder:
         self.train, self.model, self.data_root = train, model, data_root
         self.runtime_keys, self.dist = tuple(runtime_keys), dist
         #: what makes this run this run: its settings but those that may change on resume
-        self.fingerprint = ckpt.fingerprint({"train": {k: v for k, v in jsonable(train).items()
-                                                       if k not in self.runtime_keys}, "model": model})
+        self.fingerprint = settings_fingerprint(train, model, self.runtime_keys)
         self._lock = FolderLock(self.path, "training") if dist.main else None
 
     # ------------------------------------------------------------------ opening

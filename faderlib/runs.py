@@ -42,6 +42,11 @@ from .run_data import RunDataNotFoundError, data_location, read_record, resolve_
 #: refuses a folder or checkpoint of another version (:func:`check_format`).
 FORMAT_VERSION = 2
 
+#: Training settings added since format 2, with the value every run had before they existed: a
+#: config.json or checkpoint that does not record one is read as having that value (resumed, not
+#: refused), and a run at that value keeps the fingerprint it had (:func:`settings_fingerprint`).
+ADDED_SETTINGS = {"adversary": "flip", "dis_steps": 1}
+
 
 # ----------------------------------------------------------------------------- a trained run
 @dataclass
@@ -240,13 +245,23 @@ def check_last_missing(checkpoint_dir: Path, resume_from: str = "last.pt") -> No
 
 def settings_differences(old_train: dict, old_model: dict | None, train: dict, model: dict,
                          runtime_keys: tuple[str, ...]) -> list[str]:
-    """The settings in which two runs differ (``"model"`` for the networks), ``runtime_keys`` aside."""
-    old_train, train = jsonable(old_train), jsonable(train)
+    """The settings in which two runs differ (``"model"`` for the networks), ``runtime_keys`` aside; a
+    setting one of them does not record has its value of before it existed (:data:`ADDED_SETTINGS`)."""
+    old_train, train = {**ADDED_SETTINGS, **jsonable(old_train)}, {**ADDED_SETTINGS, **jsonable(train)}
     keys = (set(old_train) | set(train)) - set(runtime_keys)
     diffs = sorted(k for k in keys if old_train.get(k) != train.get(k))
     if jsonable(old_model) != jsonable(model):
         diffs.append("model")
     return diffs
+
+
+def settings_fingerprint(train: dict, model: dict, runtime_keys: tuple[str, ...]) -> str:
+    """What makes a run this run (:func:`faderlib.checkpoint.fingerprint`): its settings but those that
+    may change on resume (``runtime_keys``), and but the :data:`ADDED_SETTINGS` at the value every
+    run had before they existed (so that a run of before keeps its fingerprint)."""
+    kept = {k: v for k, v in jsonable(train).items()
+            if k not in runtime_keys and not (k in ADDED_SETTINGS and v == ADDED_SETTINGS[k])}
+    return ckpt.fingerprint({"train": kept, "model": model})
 
 
 def check_checkpoint_belongs(path: Path, state: dict, fingerprint: str, train: dict, model: dict,

@@ -88,3 +88,28 @@ def test_the_fader_command_waits_passively_from_before_torch_loads(monkeypatch, 
 
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     assert fader(["summary", "--size", "32", "--json"]) == 0 and os.environ["OMP_WAIT_POLICY"] == "ACTIVE"  # kept
+
+
+def test_the_adversary_flags_reach_the_training_configuration(tmp_path, capsys):
+    import pytest
+
+    from faderlib.cli import build_parser, train_config
+
+    args = build_parser().parse_args(["train", "--out", "x", "--adversary", "uniform", "--dis-steps", "2",
+                                      "--probe-images", "0"])
+    config = train_config(args)
+    assert (config.adversary, config.dis_steps, config.probe_images) == ("uniform", 2, 0)
+    default = train_config(build_parser().parse_args(["train", "--out", "x"]))
+    assert (default.adversary, default.dis_steps, default.probe_images) == ("flip", 1, 512)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--adversary ADVERSARY the encoder's target" in help_text and "(default flip)" in help_text
+    assert "--dis-steps DIS_STEPS latent-discriminator steps per autoencoder step" in help_text
+    for flags, message in ((["--adversary", "unifrom"], "unknown adversary 'unifrom'; choose one of flip, uniform, "
+                                                         "reverse. Did you mean 'uniform'?"),
+                           (["--dis-steps", "0"], "dis_steps must be a positive integer, got 0")):
+        assert main(["train", "--out", str(tmp_path / "run"), "--device", "cpu", "--quiet", *flags]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()  # refused before anything was made

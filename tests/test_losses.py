@@ -2,10 +2,12 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from faderlib.config import ModelConfig
-from faderlib.losses import (adversarial_loss, discriminator_loss, flip_attributes, lambda_e, learning_rate,
-                             patch_loss, reconstruction_loss)
+from faderlib.errors import ConfigError
+from faderlib.losses import (ADVERSARIES, adversarial_loss, discriminator_loss, flip_attributes, lambda_e,
+                             learning_rate, patch_loss, reconstruction_loss, uniform_adversarial_loss)
 from faderlib.models import AutoEncoder, LatentDiscriminator
 
 
@@ -121,3 +123,78 @@ def test_gradient_isolation_between_the_two_steps():
     assert any(k.startswith("decoder") for k in _changed(ae_before, ae))
     # and the adversarial term does send gradient into the encoder
     assert all(p.grad is not None for p in ae.encoder.parameters())
+
+
+# ----------------------------------------------------------------------------- the adversarial targets
+def _two_attributes():
+    """Logits for 2 samples of a binary attribute and a 3-valued one, and their true values."""
+    c = ModelConfig(image_size=32, n_layers=3, attributes=["Smiling", "Hair.3"])
+    logits = torch.tensor([[2.0, -1.0, 0.5, 0.0, -0.5],
+                           [0.0, 1.0, -1.0, 2.0, 0.0]])
+    y = torch.tensor([[0, 2], [1, 1]])
+    return c, logits, y
+
+
+def _log_softmax(v):
+    m = math.log(sum(math.exp(x) for x in v))
+    return [x - m for x in v]
+
+
+def test_the_uniform_target_by_hand():
+    """Value: mean over the batch of the sum over attributes of -(1/K) sum_k log softmax_k;
+    gradient: (softmax - 1/K) / batch, zero exactly for a uniform prediction."""
+    c, logits, y = _two_attributes()
+    rows = [[2.0, -1.0], [0.0, 1.0]], [[0.5, 0.0, -0.5], [-1.0, 2.0, 0.0]]
+    expected = sum(-sum(_log_softmax(r)) / len(r) for block in rows for r in block) / 2
+    logits.requires_grad_(True)
+    loss = adversarial_loss(logits, y, c, target="uniform")
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    assert uniform_adversarial_loss(logits, c).item() == loss.item()  # y plays no part
+    loss.backward()
+    for block, k in ((slice(0, 2), 2), (slice(2, 5), 3)):
+        by_hand = (torch.softmax(logits.detach()[:, block], 1) - 1 / k) / 2
+        assert torch.allclose(logits.grad[:, block], by_hand, atol=1e-7)
+    # at a uniform prediction: the least value, sum_j log K_j, and no gradient at all
+    flat = torch.zeros(2, 5, requires_grad=True)
+    at_uniform = adversarial_loss(flat, y, c, target="uniform")
+    assert at_uniform.item() == pytest.approx(math.log(2) + math.log(3), rel=1e-6)
+    at_uniform.backward()
+    assert torch.allclose(flat.grad, torch.zeros(2, 5), atol=1e-7)  # 1/3 in float32
+
+
+def test_the_flip_target_is_unchanged_bitwise_for_binary_and_k_valued_attributes():
+    """The default target is the paper's: the cross-entropy against 1 - y (binary) and against y + a
+    shift drawn uniformly in 1..K-1 (K-valued), the same draws from the same generator as ever."""
+    c, logits, y = _two_attributes()
+    flipped = y.clone()
+    flipped[:, 0] = 1 - y[:, 0]
+    flipped[:, 1] = (y[:, 1] + torch.randint(1, 3, (2,), generator=torch.Generator().manual_seed(7))) % 3
+    by_hand = torch.zeros(()) + F.cross_entropy(logits[:, 0:2], flipped[:, 0]) + F.cross_entropy(logits[:, 2:5],
+                                                                                               flipped[:, 1])
+    default = adversarial_loss(logits, y, c, torch.Generator().manual_seed(7))
+    named = adversarial_loss(logits, y, c, torch.Generator().manual_seed(7), target="flip")
+    assert torch.equal(default, by_hand) and torch.equal(named, by_hand)
+    expected = sum(_ce(logits[i, 0:2].tolist(), int(flipped[i, 0])) + _ce(logits[i, 2:5].tolist(), int(flipped[i, 1]))
+                   for i in range(2)) / 2
+    assert default.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_reversed_target_is_minus_the_discriminator_loss():
+    """Gradient reversal: -L_dis on the true y, gradient (onehot(y) - softmax) / batch."""
+    c, logits, y = _two_attributes()
+    logits.requires_grad_(True)
+    loss = adversarial_loss(logits, y, c, target="reverse")
+    assert torch.equal(loss, -discriminator_loss(logits, y, c))
+    loss.backward()
+    for j, block in enumerate((slice(0, 2), slice(2, 5))):
+        onehot = F.one_hot(y[:, j], block.stop - block.start).float()
+        assert torch.allclose(logits.grad[:, block], (onehot - torch.softmax(logits.detach()[:, block], 1)) / 2,
+                              atol=1e-7)
+
+
+def test_an_unknown_adversary_names_the_choices():
+    c, logits, y = _two_attributes()
+    with pytest.raises(ConfigError, match=r"unknown adversary 'unifrom'; choose one of flip, uniform, reverse\. "
+                                          r"Did you mean 'uniform'\?"):
+        adversarial_loss(logits, y, c, target="unifrom")
+    assert set(ADVERSARIES) == {"flip", "uniform", "reverse"}

@@ -40,3 +40,22 @@ def test_counterfactual_figure_explains_photographs(celeba_dir, tmp_path, capsys
     runs = course.ensure_run(tmp_path / "celeba_runs", celeba_dir, ["Smiling"], 32, 2, 4, "cpu", progress=False)
     assert plots.counterfactual_figure(load_run(runs.fader), "Smiling") is None
     assert "photographs" in capsys.readouterr().out
+
+
+def test_the_training_plot_shows_the_probe_beside_the_discriminator_when_logged():
+    import pandas as pd
+
+    rows = [{"phase": "train", "step": s, "rec_loss": 0.1, "dis_loss": 0.7, "dis_accuracy": 0.6, "lambda_e": 0.01}
+            for s in (5, 10)]
+    rows += [{"phase": "valid", "step": 10, "rec_loss": 0.1, "dis_accuracy/Smiling": 0.5, "dis_accuracy/Male": 0.55}]
+    fig = plots.plot_training(pd.DataFrame(rows))
+    assert [ax.get_title() for ax in fig.axes][2:] == ["discriminator accuracy", "lambda_E"]  # a log of before
+    rows[-1].update({"probe/Smiling": 0.6, "probe/Male": 0.9})
+    fig = plots.plot_training(pd.DataFrame(rows), {"Smiling": 0.52, "Male": 0.55})
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[2:] == ["discriminator accuracy", "fresh probe on z (balanced acc.)", "lambda_E"]
+    accuracy, probe = fig.axes[2], fig.axes[3]
+    assert [t.get_text() for t in probe.get_legend().get_texts()] == ["0.5: blind (binary)", "Smiling", "Male"]
+    points = {line.get_color(): list(line.get_ydata()) for line in probe.lines if line.get_marker() == "s"}
+    colours = [line.get_color() for line in accuracy.lines if line.get_marker() == "o"]
+    assert [points[c] for c in colours] == [[0.6], [0.9]]  # each attribute in its colour of the accuracy panel

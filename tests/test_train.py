@@ -365,3 +365,125 @@ def test_the_patch_discriminator_trains_saves_and_resumes_exactly(synthetic_dir,
     assert_bitwise_equal(straight.ptc.state_dict(), resumed.ptc.state_dict())
     # off (the paper's and the default): no patch discriminator at all
     assert Trainer(tiny(synthetic_dir, steps=5), tmp_path / "c", progress=False).ptc is None
+
+
+# ----------------------------------------------------------------------------- the adversary's settings
+class CountingTrainer(Trainer):
+    """A Trainer that notes the loss of every discriminator step and counts both steps."""
+
+    def __init__(self, *args, **kw):
+        self.dis_losses, self.ae_calls = [], 0
+        super().__init__(*args, **kw)
+
+    def discriminator_step(self, x, y):
+        out = super().discriminator_step(x, y)
+        self.dis_losses.append(float(out["dis_loss"]))
+        return out
+
+    def autoencoder_step(self, x, y):
+        self.ae_calls += 1
+        return super().autoencoder_step(x, y)
+
+
+def test_dis_steps_are_honoured_and_their_losses_averaged(synthetic_dir, tmp_path):
+    trainer = CountingTrainer(tiny(synthetic_dir, steps=4, dis_steps=3, log_every=2, eval_every=4, probe_images=0),
+                              tmp_path / "run", progress=False)
+    rows = [r for r in trainer.train() if r["phase"] == "train"]
+    assert len(trainer.dis_losses) == 3 * 4 and trainer.ae_calls == 4
+    # a row's dis_loss: the mean over its iterations of the mean over each iteration's 3 steps
+    for row, losses in zip(rows, (trainer.dis_losses[:6], trainer.dis_losses[6:])):
+        assert row["dis_loss"] == pytest.approx(sum(losses) / 6, rel=1e-6)
+
+
+def test_dis_steps_resume_exactly(synthetic_dir, tmp_path):
+    config = dict(steps=6, dis_steps=2, checkpoint_every=3, eval_every=3, log_every=1, adversary="uniform")
+    straight = Trainer(tiny(synthetic_dir, **config), tmp_path / "a", progress=False)
+    straight.train()
+    first = Trainer(tiny(synthetic_dir, **config), tmp_path / "b", progress=False)
+    first.train(3)
+    first.close()
+    resumed = Trainer(tiny(synthetic_dir, **config), tmp_path / "b", progress=False)
+    assert resumed.step == 3
+    resumed.train()
+    assert_bitwise_equal(weights(straight), weights(resumed))
+    assert torch.equal(straight.generator.get_state(), resumed.generator.get_state())
+
+
+def _rows(rows, probe=True):
+    """Logged rows but their speed (and the probe's columns if ``probe`` is False)."""
+    return [{k: v for k, v in r.items() if k != "images_per_s" and (probe or not k.startswith("probe/"))}
+            for r in rows]
+
+
+def test_the_in_training_probe_is_logged_deterministic_and_changes_no_training(synthetic_dir, tmp_path):
+    """The probe is in the validation rows, the same in two runs of one seed; probe_images=0 turns it
+    off; training with or without it gives the same bits (it draws no random number): the paper's
+    settings (TrainConfig's defaults: official preset, 64 px, flip, one discriminator step)."""
+    runs = {}
+    for name, probe_images in (("a", 512), ("b", 512), ("off", 0)):
+        config = TrainConfig(data_dir=str(synthetic_dir), steps=4, eval_every=2, device="cpu",
+                             probe_images=probe_images)
+        assert (config.adversary, config.dis_steps, config.preset) == ("flip", 1, "official")
+        trainer = Trainer(config, tmp_path / name, progress=False)
+        runs[name] = (trainer, trainer.train(), torch.get_rng_state())
+    names = runs["a"][0].model_config.attribute_names
+    valid = [r for r in runs["a"][1] if r["phase"] == "valid"]
+    assert [r["step"] for r in valid] == [2, 4]
+    for row in valid:
+        assert all(0 <= row[f"probe/{n}"] <= 1 for n in names) and f"dis_accuracy/{names[0]}" in row
+    assert _rows(runs["a"][1]) == _rows(runs["b"][1])  # the same probe values, for one seed
+    assert not any(k.startswith("probe/") for r in runs["off"][1] for k in r)
+    assert _rows(runs["a"][1], probe=False) == _rows(runs["off"][1])
+    assert_bitwise_equal(weights(runs["a"][0]), weights(runs["off"][0]))
+    assert torch.equal(runs["a"][2], runs["off"][2])  # torch's own generator, where the discriminator's dropout draws
+    m = read_metrics(tmp_path / "a")
+    assert m[m.phase == "valid"][f"probe/{names[0]}"].notna().all()
+
+
+def test_the_adversary_settings_are_recorded_checked_and_change_training(synthetic_dir, tmp_path):
+    for bad, match in (({"adversary": "entropy"}, "unknown adversary 'entropy'; choose one of flip, uniform, reverse"),
+                       ({"dis_steps": 0}, "dis_steps must be a positive integer"),
+                       ({"probe_images": -1}, "probe_images")):
+        with pytest.raises(ValueError, match=match):
+            tiny(synthetic_dir, **bad)
+    assert "probe_images" in TrainConfig.RUNTIME_KEYS and "adversary" not in TrainConfig.RUNTIME_KEYS
+    trained = {}
+    for adversary in ("flip", "uniform"):
+        t = Trainer(tiny(synthetic_dir, steps=3, lambda_ramp=0, adversary=adversary, probe_images=0),
+                    tmp_path / adversary, progress=False)
+        t.train()
+        trained[adversary] = weights(t)
+        record = json.loads((tmp_path / adversary / "config.json").read_text())["train"]
+        assert (record["adversary"], record["dis_steps"], record["probe_images"]) == (adversary, 1, 0)
+    first = "ae.encoder.layers.0.0.weight"
+    assert not torch.equal(trained["flip"][first], trained["uniform"][first])  # the target took effect
+    with pytest.raises(TrainingError, match=r"differs in: adversary"):
+        Trainer(tiny(synthetic_dir, steps=3, lambda_ramp=0, adversary="flip", probe_images=0), tmp_path / "uniform",
+                progress=False)
+
+
+def test_a_run_recorded_before_the_adversary_settings_resumes(synthetic_dir, tmp_path):
+    """A run folder and checkpoint of before ``adversary`` and ``dis_steps`` existed (they do not record
+    them) resume, with their fingerprint: they were trained with the flip and one discriminator step."""
+    from faderlib.runs import ADDED_SETTINGS
+
+    run = tmp_path / "run"
+    Trainer(tiny(synthetic_dir, steps=5), run, progress=False).train()
+    record = json.loads((run / "config.json").read_text())
+    for key in ADDED_SETTINGS:
+        del record["train"][key]
+    (run / "config.json").write_text(json.dumps(record))
+    last = run / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    del state["checksum"]
+    for key in ADDED_SETTINGS:
+        del state["train_config"][key]
+    old_keys = {k: v for k, v in state["train_config"].items() if k not in TrainConfig.RUNTIME_KEYS}
+    assert state["fingerprint"] == ckpt.fingerprint({"train": json.loads(json.dumps(old_keys)),
+                                                     "model": state["model_config"]})  # as before the settings
+    ckpt.atomic_save(state, last)
+    resumed = Trainer(tiny(synthetic_dir, steps=10), run, progress=False)
+    assert resumed.step == 5
+    resumed.close()
+    with pytest.raises(TrainingError, match=r"differs in: dis_steps"):
+        Trainer(tiny(synthetic_dir, steps=10, dis_steps=2), run, progress=False)
