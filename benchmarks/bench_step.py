@@ -21,6 +21,8 @@ import torch
 from faderlib.synth import ensure_synthetic
 from faderlib.train import TrainConfig, Trainer
 
+from common import steps_only
+
 #: (label, recipe, settings, threads, iterations per timing)
 SETTINGS = [
     ("course recipe, 64 px, 1 thread", "course", dict(image_size=64), 1, 12),
@@ -35,7 +37,7 @@ def make_trainer(data: Path, run_dir: Path, recipe: str, settings: dict, fast: b
                                      batch_size=32, steps=10**6, checkpoint_every=10**6, eval_every=10**6,
                                      log_every=10**6, device="cpu", precision="fp32", lambda_ramp=0,
                                      fast_convs=fast, **settings)
-    trainer = Trainer(config, run_dir, progress=False)
+    trainer = steps_only(Trainer)(config, run_dir, progress=False)
     trainer.train(2)  # warm-up: first calls choose their kernels
     return trainer
 
@@ -75,6 +77,6 @@ def run() -> list[dict]:
 
 
 if __name__ == "__main__":
-    from common import print_rows_main
+    from common import print_rows_main  # noqa: E402
 
     print_rows_main(run, __doc__.splitlines()[0], name_width=6)

@@ -26,6 +26,8 @@ from faderlib.devices import choose_precision, use_channels_last
 from faderlib.synth import ensure_synthetic
 from faderlib.train import TrainConfig, Trainer
 
+from common import steps_only  # benchmarks/common.py (python benchmarks/X.py and run.py put benchmarks/ first on sys.path)
+
 ATTRIBUTES = ("Smiling", "Eyeglasses", "Male")
 BATCH = 32
 ITERATIONS = {64: 20, 128: 6, 256: 2}
@@ -53,7 +55,8 @@ def make_trainer(data_dir: Path, work: Path, size: int, name: str) -> Trainer:
     config = TrainConfig(data_dir=str(data_dir), attributes=ATTRIBUTES, image_size=size, preset="official",
                          batch_size=BATCH, steps=10**6, lambda_e=1e-4, lambda_ramp=10, checkpoint_every=10**6,
                          eval_every=10**6, log_every=10**6, device="cpu", **settings)
-    trainer = Trainer(config, work / f"{size}-{len(list(work.iterdir()))}", progress=False)
+    # the iterations alone: without the validation and checkpoint each timed train() call ends with
+    trainer = steps_only(Trainer)(config, work / f"{size}-{len(list(work.iterdir()))}", progress=False)
     if not fused:
         _plain_adam(trainer)
     trainer.train(1)  # warm-up: first calls choose their kernels

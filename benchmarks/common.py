@@ -34,3 +34,18 @@ def print_rows_main(run, description: str, argv=None, name_width: int = 24, valu
     for r in rows:
         print(f"{r['benchmark']:<{name_width}} {r['setting']:<{width}} {r['value']:>10{value_format}} {r['unit']}")
     print(f"({time.perf_counter() - t:.0f} s in all)")
+
+
+def steps_only(trainer_class):
+    """A subclass of :class:`faderlib.train.Trainer` whose ``train(n)`` times the iterations alone: the
+    validation and the checkpoint a call to ``train`` ends with are skipped (they are not part of a
+    step; they cost one to three iterations' time at the end of every timed call)."""
+
+    class StepsOnly(trainer_class):
+        def validate(self):
+            return {"phase": "valid", "step": self.step}
+
+        def save_checkpoint(self, name="last.pt"):
+            return None
+
+    return StepsOnly

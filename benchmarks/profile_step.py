@@ -22,6 +22,8 @@ from torch.profiler import ProfilerActivity, profile
 from faderlib.synth import ensure_synthetic
 from faderlib.train import TrainConfig, Trainer
 
+from common import steps_only  # benchmarks/common.py (python benchmarks/X.py puts benchmarks/ first on sys.path)
+
 
 def profile_trainer(data: Path, work: Path, args, fast: bool, top: int) -> None:
     settings = dict(image_size=args.size, batch_size=32, steps=10**6, checkpoint_every=10**6, eval_every=10**6,
@@ -30,7 +32,7 @@ def profile_trainer(data: Path, work: Path, args, fast: bool, top: int) -> None:
     if args.preset:
         settings["preset"] = args.preset
     config = TrainConfig.from_recipe(args.recipe, **settings)
-    trainer = Trainer(config, work / f"{'fast' if fast else 'plain'}", progress=False)
+    trainer = steps_only(Trainer)(config, work / f"{'fast' if fast else 'plain'}", progress=False)
     trainer.train(2)  # warm-up: first calls choose their kernels
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         trainer.train(trainer.step + args.iterations)

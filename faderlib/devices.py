@@ -284,8 +284,10 @@ class Placement:
     def put(self, module: nn.Module) -> nn.Module:
         """``module`` moved to the device, in the channels-last layout if chosen, its small
         convolutions on the matrix-product path if chosen (:func:`faderlib.fastconv.use_gemm`)."""
-        module = use_gemm(module.to(self.device), self.fast_convs)
-        return module.to(memory_format=torch.channels_last) if self.channels_last else module
+        module = module.to(self.device)
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        return use_gemm(module, self.fast_convs)
 
     def wrap(self, module: nn.Module, compile: bool = False) -> tuple[nn.Module, Callable]:
         """``module`` as training calls it: wrapped in DistributedDataParallel when there are several

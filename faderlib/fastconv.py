@@ -74,6 +74,10 @@ def _channels_last(weight: torch.Tensor) -> bool:
 def conv2d_gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride, padding) -> torch.Tensor:
     """``F.conv2d(x, weight, bias, stride, padding)`` as im2col and one matrix product.
 
+    A 1x1 output (the latent discriminator's first layer on a 2x2 code) is one window over the
+    padded input: only the taps that meet the input (the 2x2 centre of a 4x4 kernel) are multiplied,
+    a quarter of the products of the whole window.
+
     The weight is read as a matrix in the order it is stored: (C_out, C_in k k) for a contiguous
     weight, (C_out, k k C_in) for a channels-last one, and the patches are put in the same order,
     so that the (large) weight is never copied, only the (small) patches. The output comes out
@@ -84,6 +88,11 @@ def conv2d_gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     c_out, _, kh, kw = weight.shape
     oh = (h + 2 * padding[0] - kh) // stride[0] + 1
     ow = (w + 2 * padding[1] - kw) // stride[1] + 1
+    if oh == ow == 1:  # one window over the whole (padded) input: only the taps that meet the input count
+        taps = weight[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]  # (C_out, C_in, h, w)
+        out = x.reshape(b, -1) @ taps.reshape(c_out, -1).t()               # 4x fewer products at 2x2 -> 1x1
+        out = out if bias is None else out + bias
+        return out.view(b, c_out, 1, 1)
     cols = F.unfold(x, (kh, kw), padding=padding, stride=stride)        # (B, C_in k k, L), L = oh ow
     if _channels_last(weight):
         matrix = weight.permute(0, 2, 3, 1).reshape(c_out, -1)          # (C_out, k k C_in): a view
@@ -151,12 +160,17 @@ _PLAIN = {fast: plain for plain, fast in _FAST.items()}
 
 def use_gemm(net: nn.Module, enabled: bool = True) -> nn.Module:
     """Turn the matrix-product path of every supported convolution of ``net`` on (or off), in
-    place; returns ``net``. Only the layers' classes change: the same parameters, buffers and
-    ``state_dict``."""
+    place; returns ``net``. Only the layers' classes change, and the memory layout of their weights
+    (contiguous): the same parameters, values, buffers and ``state_dict``. Call it before an
+    optimiser is made of the parameters, after any ``.to(memory_format=...)``."""
     for module in net.modules():
         kind = type(module)
         if enabled and kind in _FAST and _supported(module):
             module.__class__ = _FAST[kind]
+            # a matrix product reads the weight as one matrix: stored contiguous (a channels-last weight
+            # costs PyTorch's fused Adam a copy of it, there and back, at every step: 6 ms for the
+            # discriminator's 512 x 256 x 4 x 4 weight)
+            module.weight.data = module.weight.data.contiguous()
         elif not enabled and kind in _PLAIN:
             module.__class__ = _PLAIN[kind]
     return net
