@@ -46,6 +46,7 @@ from .celeba import default_data_dir
 from .classifier import ClassifierConfig, train_classifier
 from .config import jsonable
 from .course import CLASSIFIER_MODEL, CLASSIFIER_STEPS, N_FACES
+from .devices import describe_cpu
 from .evaluate import evaluate
 from .interpolate import interpolation_grid
 from .metrics_log import read_metrics
@@ -134,7 +135,8 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, data_dir: str |
     stage("figures", figures)
     timings["total"] = round(time.perf_counter() - t_start, 1)
     settings = {"demo": jsonable(dataclasses.asdict(s)), "train": jsonable(load_run(run_dir).train_config)}
-    summary = {**result, "ablation_lambda0": ablation, "timings_s": timings, "settings": settings,
+    summary = {**result, "ablation_lambda0": ablation, "timings_s": timings, "machine": describe_cpu(),
+               "settings": settings,
                "targets": TARGETS, "checks": checks(result, ablation, timings, quick)}
     (out / "metrics.json").write_text(json.dumps(summary, indent=2))
     _say(summary_table(summary))
@@ -276,6 +278,8 @@ def summary_table(summary: dict) -> str:
         lines.append(f"{'OK  ' if c['met'] else 'MISS'} {name}: {c['value']:.3f} (target {c['target']})")
     t = summary["timings_s"]
     lines.append("time: " + ", ".join(f"{k} {v:.0f}s" for k, v in t.items()))
+    if "machine" in summary:
+        lines.append(f"machine: {summary['machine']}")
     return "\n".join(lines)
 
 

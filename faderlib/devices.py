@@ -70,6 +70,21 @@ def use_channels_last(setting: str | bool, device: torch.device) -> bool:
     return device.type in ("cuda", "cpu")
 
 
+def describe_cpu() -> str:
+    """One line on the CPU that made a timing: its model, cores, the widest vector instructions
+    PyTorch uses on it, native bf16 or not, and torch's version (timings are only comparable
+    with this line beside them)."""
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    capability = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: "?")()
+    return (f"{model}, {os.cpu_count()} cores, {capability}, "
+            f"{'native bf16' if cpu_has_native_bf16() else 'no bf16 instructions'}, torch {torch.__version__}")
+
+
 # ----------------------------------------------------------------------------- precision
 #: Precisions a run can train in: float32 everywhere, or bf16 autocast (matrix products and
 #: convolutions in bfloat16; weights, BatchNorm statistics and losses in float32).

@@ -22,6 +22,8 @@ def test_quick_demo_writes_every_output_and_resumes(tmp_path, capsys):
         assert set(metrics[key]) == set(metrics["ablation_lambda0"][key]) == {"Smiling", "Eyeglasses", "Male"}, key
     printed = capsys.readouterr().out
     assert "Eyeglasses" in printed and "target" in printed
+    # the timings come with the machine that made them
+    assert metrics["machine"] and f"machine: {metrics['machine']}" in printed and "cores" in metrics["machine"]
 
     # a second run finds everything done: no training again, same weights
     before = (out / "fader" / "checkpoints" / "last.pt").read_bytes()
