@@ -470,13 +470,14 @@ def test_a_run_recorded_before_the_adversary_settings_resumes(synthetic_dir, tmp
     run = tmp_path / "run"
     Trainer(tiny(synthetic_dir, steps=5), run, progress=False).train()
     record = json.loads((run / "config.json").read_text())
-    for key in ADDED_SETTINGS:
+    added = (*ADDED_SETTINGS, "fast_convs", "probe_images")  # and two runtime settings added with them
+    for key in added:
         del record["train"][key]
     (run / "config.json").write_text(json.dumps(record))
     last = run / "checkpoints" / "last.pt"
     state = torch.load(last, weights_only=True)
     del state["checksum"]
-    for key in ADDED_SETTINGS:
+    for key in added:
         del state["train_config"][key]
     old_keys = {k: v for k, v in state["train_config"].items() if k not in TrainConfig.RUNTIME_KEYS}
     assert state["fingerprint"] == ckpt.fingerprint({"train": json.loads(json.dumps(old_keys)),
