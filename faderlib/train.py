@@ -73,15 +73,18 @@ from .visual import edit_grid
 #:
 #: * ``paper``: the paper's settings as they are (sized for 500,000 iterations on a GPU);
 #: * ``course``: what the demo and the notebooks train, reaching the paper's qualitative result in
-#:   4,000 iterations at 64 px on a CPU: the paper's preset (a 2x2 latent, so that z has little room
-#:   and y must carry the attributes), lr 5e-4 falling linearly to 0 over the second half
+#:   9,000 iterations of 16 faces at 64 px on a CPU: the paper's preset (a 2x2 latent, so that z has
+#:   little room and y must carry the attributes), lr 5e-4 falling linearly to 0 over the second half
 #:   (``lr_decay=0.5``), lambda_E 0.02 after a 1,000-step ramp, and the rare attribute drawn
-#:   class-balanced (``balance="auto"``). Measured alternatives are in :mod:`faderlib.demo`;
+#:   class-balanced (``balance="auto"``). Batches of 16 for more steps, in the CPU time 4,000 steps of
+#:   32 took before the small convolutions became matrix products (docs/speed.md): measured (seed 0),
+#:   10,000 x 16 gave 26.8 dB and 6,000 x 32 26.6 dB where 4,000 x 32 gave 26.1. Measured
+#:   alternatives are in :mod:`faderlib.demo` and docs/results.md;
 #: * ``tiny``: the course's recipe at 32 px for 30 steps: the same code path in seconds (tests).
 RECIPES: dict[str, dict] = {
     "paper": {},
-    "course": {"attributes": ("Smiling", "Eyeglasses", "Male"), "preset": "paper", "steps": 4000, "lr": 5e-4,
-               "lr_decay": 0.5, "lambda_e": 0.02, "lambda_ramp": 1000, "balance": "auto"},
+    "course": {"attributes": ("Smiling", "Eyeglasses", "Male"), "preset": "paper", "steps": 9000, "batch_size": 16,
+               "lr": 5e-4, "lr_decay": 0.5, "lambda_e": 0.02, "lambda_ramp": 1000, "balance": "auto"},
 }
 RECIPES["tiny"] = {**RECIPES["course"], "image_size": 32, "steps": 30, "lambda_ramp": 10}
 

@@ -283,10 +283,10 @@ def test_the_course_recipe_is_what_the_demo_and_the_notebooks_train(synthetic_di
     config = TrainConfig.from_recipe("course", data_dir=str(synthetic_dir), attributes=attrs, image_size=64,
                                      steps=None, device="cpu")
     assert DEMO.recipe == "course" and QUICK.recipe == "tiny"
-    assert config.steps == RECIPES["course"]["steps"] == 4000  # steps=None: the recipe's, on a CPU
-    assert config.batch_size == 32 and config.lr_decay == RECIPES["course"]["lr_decay"] == 0.5
-    assert TrainConfig.from_recipe("course", batch_size=None).batch_size == 32  # the notebooks' BATCH_SIZE = None
-    assert TrainConfig.from_recipe("course", batch_size=16).batch_size == 16
+    assert config.steps == RECIPES["course"]["steps"] == 9000  # steps=None: the recipe's, on a CPU
+    assert config.batch_size == 16 and config.lr_decay == RECIPES["course"]["lr_decay"] == 0.5
+    assert TrainConfig.from_recipe("course", batch_size=None).batch_size == 16  # the notebooks' BATCH_SIZE = None
+    assert TrainConfig.from_recipe("course", batch_size=32).batch_size == 32
     assert {"preset", "lr", "lambda_e", "lambda_ramp"} <= set(RECIPES["course"])
     for key, value in RECIPES["course"].items():
         assert getattr(config, key) == value, key
