@@ -6,18 +6,21 @@ ablation) -> evaluation -> figures and ``metrics.json`` in ``runs/demo/``.
 
 The paper's schedule is sized for 500,000 iterations on a GPU. The course's recipe
 (``TrainConfig.from_recipe("course")``, :data:`faderlib.train.RECIPES`) reaches the same
-qualitative result in 4,000 iterations at 64 px: the paper's preset (16 filters first, a 2x2
-latent, so that z has little room and y must carry the attributes), a learning rate of 5e-4
+qualitative result in 9,000 iterations of 16 faces at 64 px: the paper's preset (16 filters first,
+a 2x2 latent, so that z has little room and y must carry the attributes), a learning rate of 5e-4
 instead of 2e-4 that falls linearly to 0 over the second half, an adversarial weight lambda_E
 of 0.02 instead of 1e-4, reached after a ramp of 1,000 steps instead of 500,000, and the rare
-attribute (Eyeglasses, 6.5 %) drawn class-balanced. What the demo adds (the faces it draws, its
+attribute (Eyeglasses, 6.5 %) drawn class-balanced. Until the small convolutions became matrix
+products (docs/speed.md) it trained 4,000 iterations of 32 in the same CPU time. What the demo adds (the faces it draws, its
 classifier, how much it scores) is :data:`DEMO`.
 
 Measured alternatives (seed 0, 2 cores; docs/results.md has the table): from the constant learning
 rate (25.7 dB, Smiling counterfactual gain +0.22 dB), the lr decay gave +0.4 dB of
 reconstruction at the same cost; batches of 16 for 7,000 or 8,000 steps another +0.4 to 0.5 dB,
-but 1.7x the training time (the networks are so small that a step of 16 costs about what a step
-of 32 does on one thread), which took the demo past 10 minutes; nearest-neighbour upsampling
+but 1.7x the training time then (a step of 16 cost about what a step of 32 did, most of it in the
+convolutions on tiny images); with those as matrix products a step of 16 costs 0.6 of a step of 32,
+and in the old CPU time 10,000 x 16 gave 26.8 dB, 6,000 x 32 26.6 dB (seed 0): the recipe now
+trains 9,000 x 16; nearest-neighbour upsampling
 instead of transposed convolutions (against their checkerboard) was 0.3 dB worse and 1.4x
 slower; the image-space patch discriminator (``patch_weight=0.01``) 2.6 dB worse, grainier and
 1.8x slower per step; lambda_E 0.01 reconstructed 0.2 dB better but left the discriminator off
