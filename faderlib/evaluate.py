@@ -173,7 +173,8 @@ def fit_probes(z: torch.Tensor, labels: torch.Tensor, n_values: list[int], steps
     order, as the discriminator's), the loss the sum of each block's cross-entropy. Each block's loss
     reaches its own weights alone, and Adam and its weight decay act on each weight alone: the same
     fits as one :func:`fit_probe` per attribute, in one matrix product per step."""
-    probe = nn.utils.skip_init(nn.Linear, z.shape[1], sum(n_values))  # no random initial weights: zeros below
+    with torch.random.fork_rng(devices=[]):  # the layer's random initial weights are drawn and undone: zeros below
+        probe = nn.Linear(z.shape[1], sum(n_values), device=z.device)
     nn.init.zeros_(probe.weight)
     nn.init.zeros_(probe.bias)
     blocks, weights, start = [], [], 0
