@@ -124,6 +124,7 @@ def test_whole_networks_give_the_same_outputs_and_gradients(preset, size, mode):
             net.zero_grad(set_to_none=True)
         # relative to the largest value of each kind (outputs, gradients): a convolution's bias before a
         # BatchNorm in train mode has a gradient of 0 in exact arithmetic, rounding noise either way
+        results = [[t.detach() for t in r] for r in results]
         out_scale = float(results[0][0].abs().max())
         grad_scale = max(float(g.abs().max()) for g in results[0][1:])
         for i, (a, b) in enumerate(zip(*results)):
