@@ -32,6 +32,11 @@ GRIDS = {
     "full": [("flip", 0.0, 1)]
     + [(a, lam, 1) for a in ("flip", "uniform", "reverse") for lam in (0.01, 0.02, 0.05)]
     + [(a, 0.02, n) for a in ("flip", "uniform") for n in (2, 4)],
+    # what fits in one session on 2 cores (with --steps 3000): the paper's target, its strength, the
+    # uniform target at three strengths and with more discriminator steps, gradient reversal
+    "strength": [("flip", 0.0, 1), ("flip", 0.02, 1), ("uniform", 0.02, 1), ("uniform", 0.1, 1),
+                 ("uniform", 0.1, 4), ("flip", 0.02, 4), ("uniform", 0.5, 1), ("reverse", 0.02, 1),
+                 ("flip", 0.1, 1)],
 }
 
 

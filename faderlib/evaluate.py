@@ -13,6 +13,10 @@
 * ``classifier_accuracy``: the classifier's own test accuracy, the ceiling of swap accuracy;
 * ``latent_probe``: per attribute, the balanced test accuracy of a fresh logistic regression
   fitted on the frozen codes z (:func:`latent_probe`): an independent witness of invariance;
+* ``probe_floor``: per attribute, the same probe's balanced accuracy fitted not on z but on the
+  *other* attributes of the label table (:func:`probe_floor`): what a z that holds nothing of y
+  but those other attributes (which it must hold to rebuild the face) still gives away. The
+  latent probe can fall to this floor, not to 0.5;
 * ``counterfactual_psnr`` (synthetic faces only): per attribute, the PSNR of the edited
   image against the true face re-rendered with that attribute flipped; and, as a yardstick,
   ``counterfactual_psnr_unedited``, the PSNR of the unedited reconstruction against the same truth;
@@ -137,8 +141,12 @@ def evaluate(run_dir: str | os.PathLike, classifier_dir: str | os.PathLike | Non
             result["swap_accuracy_at"] = {f"{s:g}": table(s) for s in also_strengths}
         result["classifier_accuracy"] = {name: float(clf_correct[j]) / n for j, name in enumerate(names)}
     if probe_images:
-        result["latent_probe"] = latent_probe(ae, run.dataset("train"), test, train_images=probe_images,
+        train = run.dataset("train")
+        result["latent_probe"] = latent_probe(ae, train, test, train_images=probe_images,
                                               test_images=min(n, 1000), device=device)
+        floor = probe_floor(train, test, config, train_images=probe_images, test_images=min(n, 1000))
+        if floor:
+            result["probe_floor"] = floor
     if is_synthetic(run.data_dir):
         result.update(counterfactual_scores(ae, test, run.data_dir, counterfactual_images, device))
     return result
@@ -236,6 +244,43 @@ def probe_scores(z_train: torch.Tensor, y_train: torch.Tensor, z_test: torch.Ten
         out[a.name] = {"balanced_accuracy": balanced_accuracy(predicted, labels, a.n_values),
                        "accuracy": float((predicted == labels).float().mean())}
     return out
+
+
+def other_attributes(data: FaderDataset, names, n: int) -> torch.Tensor:
+    """The label table's columns other than ``names`` for the first ``n`` images of a split, as
+    features (N, d): a two-valued column as one 0/1 feature, a K-valued one as K one-hot features."""
+    table = data.prepared.attributes
+    rows = data.rows[:min(n, len(data.rows))]
+    columns = []
+    for name in table.columns:
+        if name in names:
+            continue
+        values = table[name].to_numpy(np.int64)
+        k = int(values.max(initial=0)) + 1
+        v = torch.from_numpy(values[rows])
+        columns.append(v[:, None].float() if k <= 2 else nn.functional.one_hot(v, k).float())
+    return torch.cat(columns, 1) if columns else torch.zeros(len(rows), 0)
+
+
+def probe_floor(train: FaderDataset, test: FaderDataset, config, train_images: int = 2000,
+                test_images: int = 1000, steps: int = 300) -> dict:
+    """How low the latent probe can fall: the same probe (:func:`probe_scores`, the same images) fitted
+    on the *other* attributes of the label table instead of on z. Per attribute of ``config``, its
+    ``balanced_accuracy``; ``{}`` when the table has no other column.
+
+    A Fader network's z must still describe what y does not (the face needs it to be rebuilt), and
+    in real data that description is tied to y: on CelebA a moustache or lipstick says much about
+    Male; on the synthetic faces an open mouth goes with a smile and men are older and rarely blond
+    (:func:`faderlib.synth.sample_attributes`). So even a z that holds nothing of y itself lets a
+    probe read y from what it must hold, at about this floor (at least; a label table names only
+    some of what z carries). A latent probe near its floor, not near 0.5, is an adversary that did
+    all it could."""
+    names = config.attribute_names
+    f_train, f_test = other_attributes(train, names, train_images), other_attributes(test, names, test_images)
+    if f_train.shape[1] == 0:
+        return {}
+    y_train, y_test = train.y[:len(f_train)], test.y[:len(f_test)]
+    return probe_scores(f_train, y_train, f_test, y_test, config, steps)
 
 
 # ----------------------------------------------------------------------------- counterfactuals

@@ -11,17 +11,18 @@ def test_quick_demo_writes_every_output_and_resumes(tmp_path, capsys):
         assert (out / name).stat().st_size > 0, name
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("reconstruction", "latent_discriminator", "swap_accuracy", "classifier_accuracy",
-                "counterfactual_psnr", "counterfactual_gain", "latent_probe", "ablation_lambda0", "timings_s",
+                "counterfactual_psnr", "counterfactual_gain", "latent_probe", "probe_floor", "ablation_lambda0", "timings_s",
                 "checks"):
         assert key in metrics, key
     assert metrics["ablation_lambda0"]["swap_accuracy"].keys() == metrics["swap_accuracy"].keys()
     assert set(metrics["checks"]) == {"min_swap_accuracy", "discriminator_off_blind",
                                       "ablation_mean_swap_lower_by", "minutes", "reconstruction_psnr",
-                                      "counterfactual_gain", "latent_probe_ablation_higher_by"}
-    for key in ("counterfactual_gain", "counterfactual_gain_masked", "latent_probe"):
+                                      "counterfactual_gain", "latent_probe_ablation_higher_by",
+                                      "latent_probe_mean"}
+    for key in ("counterfactual_gain", "counterfactual_gain_masked", "latent_probe", "probe_floor"):
         assert set(metrics[key]) == set(metrics["ablation_lambda0"][key]) == {"Smiling", "Eyeglasses", "Male"}, key
     printed = capsys.readouterr().out
-    assert "Eyeglasses" in printed and "target" in printed
+    assert "Eyeglasses" in printed and "target" in printed and "floor" in printed
     # the timings come with the machine that made them
     assert metrics["machine"] and f"machine: {metrics['machine']}" in printed and "cores" in metrics["machine"]
 

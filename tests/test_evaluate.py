@@ -1,6 +1,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -194,7 +195,44 @@ def test_evaluate_reports_the_latent_probe(trained):
     r = evaluate(trained / "run", trained / "clf", max_images=24, counterfactual_images=4, probe_images=64)
     assert set(r["latent_probe"]) == {"Smiling", "Eyeglasses"}
     assert all(0 <= v["balanced_accuracy"] <= 1 for v in r["latent_probe"].values())
-    assert "latent_probe" not in evaluate(trained / "run", max_images=8, counterfactual_images=2, probe_images=0)
+    assert set(r["probe_floor"]) == {"Smiling", "Eyeglasses"}
+    assert all(0 <= v["balanced_accuracy"] <= 1 for v in r["probe_floor"].values())
+    none = evaluate(trained / "run", max_images=8, counterfactual_images=2, probe_images=0)
+    assert "latent_probe" not in none and "probe_floor" not in none
+
+
+def test_the_probe_floor_reads_y_from_the_other_attributes_that_tell_it_and_not_from_the_others():
+    """A y column copied by another column of the table has a floor near 1 (any z that must carry that
+    other column gives y away); a y independent of every other column, a floor near 0.5."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from faderlib.config import ModelConfig
+    from faderlib.evaluate import other_attributes, probe_floor
+
+    rng = np.random.default_rng(0)
+    n = 1200
+    told, alone = rng.random(n) < 0.3, rng.random(n) < 0.5
+    table = pd.DataFrame({"Told": told.astype(int), "Alone": alone.astype(int),
+                          "Copy": (told ^ (rng.random(n) < 0.05)).astype(int),  # Told, 5 % of labels flipped
+                          "Noise": (rng.random(n) < 0.4).astype(int), "Hair": rng.integers(0, 3, n)})
+    names = ("Told", "Alone")
+
+    def split(rows):
+        y = torch.from_numpy(table[list(names)].to_numpy(np.int64)[rows])
+        return SimpleNamespace(prepared=SimpleNamespace(attributes=table), rows=rows, y=y)
+
+    train, test = split(np.arange(0, 800)), split(np.arange(800, n))
+    features = other_attributes(train, names, 10)
+    assert features.shape == (10, 1 + 1 + 3)   # Copy, Noise, Hair one-hot over its 3 values
+    assert torch.equal(features[:, 0], torch.from_numpy(table["Copy"].to_numpy()[:10]).float())
+    floor = probe_floor(train, test, ModelConfig.from_preset("paper", 32, names))
+    assert floor["Told"]["balanced_accuracy"] > 0.9
+    assert 0.4 < floor["Alone"]["balanced_accuracy"] < 0.6
+    only_y = pd.DataFrame({"Told": table["Told"], "Alone": table["Alone"]})
+    train.prepared.attributes = test.prepared.attributes = only_y  # nothing but y in the table: no floor to give
+    assert probe_floor(train, test, ModelConfig.from_preset("paper", 32, names)) == {}
 
 
 def test_an_attribute_with_one_value_in_the_test_split_is_refused_by_name(tmp_path):
