@@ -226,7 +226,7 @@ def sample_grid(data, attributes: Sequence[str], n: int = 6, split: str = "train
 
 
 def crop_figure(image_path: str | os.PathLike, sizes: Sequence[int] = (64, 32)) -> FaceFigure:
-    """What the preprocessing does to one aligned CelebA image (docs/paper_notes.md, section 6): the
+    """What the preprocessing does to one aligned CelebA image (docs/paper_notes.md, 'CelebA'): the
     178x218 original with the kept rows 20..197 framed, the 178x178 crop, then the crop
     resized to each of ``sizes`` (area filter), all drawn at the same size on screen so the
     loss of detail shows."""

@@ -1,4 +1,4 @@
-"""Facts about the CelebA data set that several modules share (docs/paper_notes.md, section 6)."""
+"""Facts about the CelebA data set that several modules share (docs/paper_notes.md, 'CelebA')."""
 
 #: The 40 attribute names, in the order of CelebA's ``list_attr_celeba.txt`` header.
 CELEBA_ATTRIBUTES = (

@@ -1,4 +1,4 @@
-"""The attribute classifier used to evaluate swaps (the paper's protocol, section 4.1).
+"""The attribute classifier used to evaluate swaps (the protocol of the paper, section 4).
 
 It reads attributes from real images, is trained separately, and is never a training
 signal for the Fader network: it only judges whether an edited face shows the attribute
@@ -35,7 +35,7 @@ FORMAT_VERSION = 1
 @dataclass
 class ClassifierConfig:
     """Every setting of the attribute classifier's training (the reference's classifier,
-    docs/paper_notes.md section 2; Adam with beta1 0.5, gradients clipped at 5, as for the Fader network)."""
+    docs/paper_notes.md, 'Networks'; Adam with beta1 0.5, gradients clipped at 5, as for the Fader network)."""
 
     data_dir: str | None = None
     image_size: int = 64

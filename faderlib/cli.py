@@ -3,8 +3,8 @@ so everything it does can also be done from a notebook.
 
 The options of ``fader train`` and ``fader train-classifier`` are the fields of
 :class:`~faderlib.train.TrainConfig` and :class:`~faderlib.classifier.ClassifierConfig`, one
-flag per field; a flag not given keeps the value of the recipe (``--recipe``, by default the
-paper's settings), so that no default is written twice.
+flag per field; a flag not given keeps the value of the recipe (``--recipe``, by default ``paper``:
+TrainConfig's defaults, the reference code's settings), so that no default is written twice.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ TRAIN_FLAGS = {
     "lr_decay": ("--lr-decay", float, "share of the last steps over which the learning rate falls linearly to 0 "
                                       "(0: constant, as the paper)"),
     "patch_weight": ("--patch-weight", float, "weight of an image-space patch discriminator (the reference code's "
-                                              "option; 0: none, as the paper)"),
+                                              "option; 0: none, the paper's method)"),
     "adversary": ("--adversary", str, "the encoder's target for the latent discriminator: flip (the paper's: make it "
                                       "predict the flipped attributes), uniform (make its prediction uniform) or "
                                       "reverse (gradient reversal: maximise its loss)"),

@@ -1,9 +1,9 @@
 """Network settings of a Fader Network, as one typed dataclass with named presets.
 
-The defaults are those of the reference implementation (docs/paper_notes.md, section 2).
+The defaults are those of the reference implementation (docs/paper_notes.md, 'Networks').
 Two presets fix the depth of the encoder:
 
-* ``paper``    (Lample et al. 2017, section 4): 16 filters first, latent 512x2x2 at 256 px
+* ``paper``    (Lample et al. 2017, section 3): 16 filters first, latent 512x2x2 at 256 px
   (7 layers at 256 px);
 * ``official`` (the reference code's default): 32 filters first, latent 512x4x4 at 256 px
   (6 layers at 256 px).
@@ -142,7 +142,7 @@ def _check_names(names: list[str], available: Iterable[str] | None) -> list[str]
 
 @dataclass
 class ModelConfig:
-    """Every setting of the networks (docs/paper_notes.md, section 2), reference defaults.
+    """Every setting of the networks (docs/paper_notes.md, 'Networks'), reference defaults.
 
     ``n_layers`` is the number of stride-2 layers of the encoder; the latent z has shape
     ``(min(init_fm * 2**(n_layers-1), max_fm), image_size / 2**n_layers, same)``.

@@ -1,10 +1,10 @@
-"""Editing any photo with a trained Fader network: x -> z = E(x) -> D(z, y') (paper section 3).
+"""Editing any photo with a trained Fader network: x -> z = E(x) -> D(z, y') (the paper, section 3).
 
 A photo is read (JPEG or PNG, any size or colour mode), cropped and resized the way the
 training images were (:func:`faderlib.images.prepare_photo`), encoded once, and decoded with
 new attribute values ``y'``. A binary attribute takes any real alpha, fed to the decoder as
-``[1 - alpha, alpha]``: values beyond [0, 1] exaggerate it (docs/paper_notes.md, section 5);
-a categorical one takes one of its class indices.
+``[1 - alpha, alpha]``: values beyond [0, 1] exaggerate it (docs/paper_notes.md,
+'Interpolation beyond [0, 1]'); a categorical one takes one of its class indices.
 
 Results are best on faces aligned like the training data (CelebA's ``img_align_celeba``:
 eyes level, face centred); a model trained on the synthetic cartoon faces has never seen

@@ -1,4 +1,5 @@
-"""How well did it work? The evaluation of a trained run (paper section 4; docs/paper_notes.md, section 4).
+"""How well did it work? The evaluation of a trained run (the paper, section 4;
+docs/paper_notes.md, 'Evaluation').
 
 :func:`evaluate` returns one plain dict (``fader evaluate RUN --classifier CLF --json``):
 

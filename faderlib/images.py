@@ -7,7 +7,7 @@ Two representations meet here:
 * **x**: float32 in [-1, 1], ``x = pixels / 127.5 - 1``, what the encoder reads and the
   decoder's tanh writes. :func:`to_float` and :func:`to_uint8` are the one pair that converts.
 
-The preprocessing is the reference code's (docs/paper_notes.md, section 6): keep rows
+The preprocessing is the reference code's (docs/paper_notes.md, 'CelebA'): keep rows
 20..197 of an aligned 178x218 CelebA image (a 178x178 square), then resize to S x S with an
 area filter when shrinking (:func:`crop_and_resize`). Any other photo is centre-cropped to a
 square first (:func:`prepare_photo`).

@@ -1,4 +1,5 @@
-"""Interpolation grids: one attribute swept beyond [0, 1] (docs/paper_notes.md, section 5).
+"""Interpolation grids: one attribute swept beyond [0, 1]
+(docs/paper_notes.md, 'Interpolation beyond [0, 1]').
 
 z = E(x) is computed once per image; the decoder then gets, for each alpha, the code
 ``[1 - alpha, alpha]`` for the swept attribute and the image's true values for the

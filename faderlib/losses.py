@@ -1,5 +1,5 @@
-"""The three losses of a Fader Network and the lambda_E schedule (paper, section 3;
-docs/paper_notes.md, section 1).
+"""The three losses of a Fader Network and the lambda_E schedule (the paper, section 3;
+docs/paper_notes.md, 'The method and its losses').
 
 With the encoder E, decoder D and latent discriminator P (parameters theta_enc,
 theta_dec, theta_dis), over a batch of images x with attributes y (the numbers (1) to (3)
@@ -112,7 +112,7 @@ def adversarial_loss(logits: torch.Tensor, y: torch.Tensor, config: ModelConfig,
 
         L_flip = -1/m sum_i sum_j log p_P(y'_ij | z_i),   y' = 1 - y (binary)
 
-    Minimised by the encoder, it pushes z towards carrying no information about y. Its gradient
+    Minimised by the encoder, it is meant to push z towards carrying no information about y. Its gradient
     with respect to one attribute's logits is ``(softmax(logits) - onehot(y')) / m``: it is zero
     only when P predicts y' with certainty. When P is fooled (a binary prediction at 1/2) it
     still pushes, towards a z that P reads backwards, which carries y as well as one read right.
@@ -164,9 +164,9 @@ def reversed_adversarial_loss(logits: torch.Tensor, y: torch.Tensor, config: Mod
 
 
 def patch_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:
-    """The optional image-space patch discriminator's loss (the reference code's, not in the
-    paper's main results): binary cross-entropy of its real/fake logits, one per patch,
-    against "real" (1) or "fake" (0). The discriminator learns real photos -> 1 and
+    """The optional image-space patch discriminator's loss (the reference code has such a
+    discriminator; the method the paper describes does not): binary cross-entropy of its real/fake
+    logits, one per patch, against "real" (1) or "fake" (0). The discriminator learns real photos -> 1 and
     reconstructions -> 0; the autoencoder, weighted by ``patch_weight``, wants its
     reconstructions read as real."""
     target = torch.ones_like(logits) if real else torch.zeros_like(logits)
@@ -192,8 +192,8 @@ def learning_rate(step: int, lr: float, total_steps: int, decay: float = 0.0) ->
 
     Constant (the paper's schedule) when ``decay`` is 0; otherwise it falls linearly to 0 over
     the last ``decay`` share of the steps (0.5: from half-way). A short run ends on the noise
-    of its last steps; the decay lets it settle: the course's recipe gains about a decibel of
-    reconstruction this way (measured: docs/results.md).
+    of its last steps; the decay lets it settle: on the course's recipe it gained 0.4 dB of
+    reconstruction (4,000 x 32, seed 0: 25.7 -> 26.1 dB; docs/results.md).
     """
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step}")

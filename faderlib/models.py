@@ -1,4 +1,4 @@
-"""The networks of a Fader Network (Lample et al. 2017, section 3; docs/paper_notes.md, section 2).
+"""The networks of a Fader Network (Lample et al. 2017, section 3; docs/paper_notes.md, 'Networks').
 
 Notation of the paper: an image x, its attributes y, the encoder E, the latent code
 z = E(x), the decoder D that rebuilds x_hat = D(z, y), and the latent discriminator P that
@@ -83,7 +83,7 @@ def attribute_code(y: torch.Tensor, config: ModelConfig) -> torch.Tensor:
       y becomes ``[1 - y, y]``, a K-valued one K channels;
     * a floating tensor (bs, n_attr) is allowed when all attributes are binary: each value
       alpha becomes ``[1 - alpha, alpha]``. This is how the sliders reach beyond [0, 1]
-      (docs/paper_notes.md, section 5);
+      (docs/paper_notes.md, 'Interpolation beyond [0, 1]');
     * a floating tensor (bs, n_attr_channels) is taken as the code itself.
     """
     n_attr, n_ch = len(config.attributes), config.n_attr_channels
@@ -289,8 +289,9 @@ class AttributeClassifier(_ConvProjector):
 
 
 class PatchDiscriminator(nn.Module):
-    """Optional image-space patch discriminator of the reference code (not in the paper's
-    main results): real/fake logits per patch, used to sharpen reconstructions."""
+    """Optional image-space patch discriminator, as the reference code has one (the method the
+    paper describes has none; this architecture is the kit's own, docs/paper_notes.md, 'Networks'):
+    real/fake logits per patch, meant to sharpen reconstructions (measured: it did not, docs/results.md)."""
 
     def __init__(self, config: ModelConfig, n_layers: int = 3):
         super().__init__()

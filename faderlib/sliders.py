@@ -1,4 +1,5 @@
-"""The live slider app: move an attribute, watch the face change (docs/paper_notes.md, section 5).
+"""The live slider app: move an attribute, watch the face change
+(docs/paper_notes.md, 'Interpolation beyond [0, 1]').
 
 The chosen image is encoded once, z = E(x); a slider move only reruns the decoder
 D(z, y_alpha), with ``[1 - alpha, alpha]`` for each binary attribute, so the sliders reach

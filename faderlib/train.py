@@ -1,12 +1,12 @@
-"""Training a Fader Network: the learning algorithm of the paper (section 3; docs/paper_notes.md,
-sections 1 and 3).
+"""Training a Fader Network: the learning algorithm of the paper, section 3 (docs/paper_notes.md,
+'The method and its losses' and 'Training').
 
-Notation (paper notes, section 1): an image x in [-1, 1] with attributes y; the encoder E gives the
-latent code z = E(x); the decoder D rebuilds x_hat = D(z, y); the latent discriminator P sees z
-alone and predicts y, p_P(y | z); lambda_E weights the adversarial term. Each iteration takes one
-latent-discriminator step (``dis_steps`` of them if asked, the reference code's ``n_lat_dis``), then one
-autoencoder step, each on its own random batch of m pairs (drawn with replacement, as the reference
-code did):
+Notation (docs/paper_notes.md, 'The method and its losses'): an image x in [-1, 1] with
+attributes y; the encoder E gives the latent code z = E(x); the decoder D rebuilds
+x_hat = D(z, y); the latent discriminator P sees z alone and predicts y, p_P(y | z); lambda_E
+weights the adversarial term. Each iteration takes one latent-discriminator step (``dis_steps`` of
+them if asked, the reference code's ``n_lat_dis``), then one autoencoder step, each on its own
+random batch of m pairs (drawn with replacement, as the reference code did):
 
 1. :meth:`Trainer.discriminator_step`, loss (1), over P only::
 
@@ -17,16 +17,18 @@ code did):
 
        L_adv = 1/m sum ||D(E(x), y) - x||^2 - lambda_E log p_P(y' | E(x))
 
-   with y' the flipped attributes (1 - y): the encoder learns to make P predict y', i.e. to leave
-   no trace of y in z, while D learns to read the attributes from y. (``adversary`` chooses another
+   with y' the flipped attributes (1 - y): the encoder learns to make P predict y' (meant to
+   leave no trace of y in z; a fresh probe may still read y: see :meth:`Trainer.probe`), while D
+   learns to read the attributes from y. (``adversary`` chooses another
    target for this term: the uniform distribution, or P's own loss reversed:
    :func:`faderlib.losses.adversarial_loss`.) lambda_E grows from 0 over
    the first steps (:func:`faderlib.losses.lambda_e`), the learning rate may fall to 0 over the
    last ones (:func:`faderlib.losses.learning_rate`). Changing y at test time then changes the image.
 
-(The loss numbers are the kit's, used throughout the code and the notebooks; section 1 of
-docs/paper_notes.md says how they relate to the paper's.) An optional patch discriminator on
-images (:meth:`Trainer.patch_step`, ``patch_weight > 0``; not in the paper) adds a realism term.
+(The loss numbers are the kit's, used throughout the code and the notebooks; docs/paper_notes.md,
+'Equation numbers', says how they relate to the paper's.) An optional patch discriminator on
+images (:meth:`Trainer.patch_step`, ``patch_weight > 0``; the reference code has one, the method the
+paper describes does not) adds a realism term; measured, it cost reconstruction (docs/results.md).
 Each validation also refits a fresh linear probe on the frozen z (:meth:`Trainer.probe`): whether
 a classifier the encoder was not trained to fool still reads y from z.
 
@@ -37,8 +39,9 @@ through its :class:`~faderlib.runfolder.RunFolder`: ``config.json``, ``metrics.j
 reconstruction) and ``samples/`` (:mod:`faderlib.runs`). Rerunning the same command on a run folder
 resumes it exactly.
 
-:class:`TrainConfig` holds every setting, with the paper's defaults; :data:`RECIPES` names the
-other recipes the kit uses (``TrainConfig.from_recipe("course", ...)``).
+:class:`TrainConfig` holds every setting, with the reference code's defaults (its ``train.py``:
+Adam lr 2e-4, where the paper's text says 0.002); :data:`RECIPES` names the other recipes the kit
+uses (``TrainConfig.from_recipe("course", ...)``).
 """
 
 from __future__ import annotations
@@ -69,12 +72,15 @@ from .progress import Progress
 from .runfolder import RunFolder
 from .visual import edit_grid
 
-#: Named training recipes: what each changes from the paper's defaults (the fields of TrainConfig).
+#: Named training recipes: what each changes from TrainConfig's defaults (the reference code's settings).
 #:
-#: * ``paper``: the paper's settings as they are (sized for 500,000 iterations on a GPU);
-#: * ``course``: what the demo and the notebooks train, reaching the paper's qualitative result in
-#:   9,000 iterations of 16 faces at 64 px on a CPU: the paper's preset (a 2x2 latent, so that z has
-#:   little room and y must carry the attributes), lr 5e-4 falling linearly to 0 over the second half
+#: * ``paper``: the defaults as they are: the reference code's settings (its ``train.py``: the
+#:   ``official`` preset, Adam lr 2e-4, where the paper's text says 0.002; lambda_E ramped to 1e-4
+#:   over 500,000 iterations), sized for a GPU;
+#: * ``course``: what the demo and the notebooks train in 9,000 iterations of 16 faces at 64 px on a
+#:   CPU, with swaps the classifier reads as asked (docs/results.md): the paper's preset (a 2x2 latent,
+#:   so that z has little room and y must carry the attributes; the reference code's 4x4 latent gave
+#:   weaker swaps, :mod:`faderlib.demo`), lr 5e-4 falling linearly to 0 over the second half
 #:   (``lr_decay=0.5``), lambda_E 0.02 after a 1,000-step ramp, and the rare attribute drawn
 #:   class-balanced (``balance="auto"``). Batches of 16 for more steps, in the CPU time 4,000 steps of
 #:   32 took before the small convolutions became matrix products (docs/speed.md): measured (seed 0),
@@ -99,7 +105,8 @@ PROBE_STEPS = 100
 
 @dataclass
 class TrainConfig:
-    """Every setting of a training run. Defaults are the paper's (docs/paper_notes.md, section 3),
+    """Every setting of a training run. Defaults are the reference code's (its ``train.py``; the
+    paper's text gives Adam lr 0.002 where the code has 2e-4: docs/paper_notes.md, 'Training'),
     except the image size and the number of steps, which suit a laptop."""
 
     data_dir: str | None = None          # None: $FADER_DATA, else the built-in synthetic faces
@@ -116,7 +123,7 @@ class TrainConfig:
     lambda_e: float = 1e-4               # lambda_E after the ramp
     lambda_ramp: int = 500_000           # steps over which lambda_E grows from 0
     lr_decay: float = 0.0                # share of the last steps over which lr falls to 0 (0: constant)
-    patch_weight: float = 0.0            # weight of the image-space patch discriminator (0: none, as the paper)
+    patch_weight: float = 0.0            # weight of the image-space patch discriminator (0: none, as in the paper)
     adversary: str = "flip"              # the encoder's target for P: "flip" (the paper's), "uniform", "reverse"
     dis_steps: int = 1                   # latent-discriminator steps per autoencoder step (the reference n_lat_dis)
     flip: bool = True                    # random horizontal flips

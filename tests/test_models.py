@@ -10,7 +10,7 @@ from faderlib.models import (AttributeClassifier, AutoEncoder, LatentDiscriminat
 from faderlib.summary import layer_table
 
 
-# Parameter counts of the reference implementation (docs/paper_notes.md, section 2).
+# Parameter counts of the reference implementation (docs/paper_notes.md, 'Networks').
 def test_official_256_one_attribute_matches_reference():
     c = ModelConfig.from_preset("official", 256, ["Male"])
     ae = AutoEncoder(c)

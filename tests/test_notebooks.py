@@ -53,7 +53,14 @@ def test_committed_notebook_is_clean(name):
             assert cell.outputs == [], f"{name}: a cell has outputs; clear them (python tools/strip_notebooks.py)"
             assert cell.execution_count is None, f"{name}: a cell has an execution count; clear it"
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
-    assert "Exercises" in nb.cells[-1].source
+    opening = nb.cells[0].source
+    for part in ("**What this notebook teaches.**", "**What it needs.**", "**How long.**"):
+        assert part in opening, f"{name}: the opening cell says what it teaches, needs and takes ({part!r})"
+    # it ends with its exercises, then a short summary that points further
+    summary = nb.cells[-1]
+    assert summary.cell_type == "markdown" and summary.source.startswith("## Summary"), f"{name}: ends with a summary"
+    assert "**What you learnt.**" in summary.source and "docs/going_further.md" in summary.source
+    assert "Exercises" in nb.cells[-2].source
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -187,7 +194,7 @@ def test_notebooks_in_order_on_the_synthetic_faces(synthetic_data, work):
     assert f"what the attribute classifier in {course / 'classifier'} reads from the photo" in text(nb)
     assert (course / "sample_photo.jpg").is_file() and images(nb) >= 6
 
-    nb = execute("05_evaluation", out, **params)
+    nb = execute("05_evaluation", out, **params, COMPARE_BALANCE=True)  # False by default: asked for here
     assert f"trained in {course}" in text(nb)
     assert (course / "fader" / "checkpoints" / "last.pt").read_bytes() == before
     assert last_step(course / "unbalanced") == STEPS  # the other balancing choice
@@ -218,6 +225,7 @@ def test_notebooks_on_a_celeba_format_folder(celeba_data, work):
     assert widgets(nb) >= 2
     nb = execute("05_evaluation", out, **params)
     assert "trained on photographs" in text(nb)
+    assert not (course / "unbalanced").exists()  # COMPARE_BALANCE = False by default: nothing more trained
 
 
 # ------------------------------------------------------------------------------------- the app

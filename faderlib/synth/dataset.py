@@ -1,7 +1,7 @@
 """The synthetic data set on disk, in CelebA's exact file layout.
 
 :func:`generate` draws ``n`` faces and writes them exactly as CelebA ships
-(docs/paper_notes.md, section 6)::
+(docs/paper_notes.md, 'CelebA')::
 
     out_dir/
         img_align_celeba/000001.jpg ...   178 wide x 218 high RGB JPEGs

@@ -47,7 +47,7 @@ Attributes = Mapping[str, Union[int, float]]
 
 
 def sample_attributes(rng: np.random.Generator) -> dict[str, int]:
-    """Draw one face's attributes (0/1), with CelebA's frequencies (docs/paper_notes.md, section 6).
+    """Draw one face's attributes (0/1), with CelebA's frequencies (docs/paper_notes.md, 'CelebA').
 
     Smiling, Male and Eyeglasses are independent of each other, so that a Fader
     Network can learn each one alone. A few mild correlations copy CelebA's:
