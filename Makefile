@@ -5,12 +5,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+OUT    ?= handout
 
 # PyTorch's CPU threads wait for work without spinning (faderlib/__main__.py says why), in every
 # command below and the notebook kernels they start; a value in your environment is kept.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install demo test lab app bench clean
+.PHONY: install demo test lab app bench handout clean
 
 install: $(STAMP)
 
@@ -35,6 +36,9 @@ app: $(STAMP)           ## the slider app alone, served by Voila behind a token,
 
 bench: $(STAMP)         ## benchmarks: prints a table and writes benchmarks/results.md
 	$(BIN)/python benchmarks/run.py
+
+handout: $(STAMP)       ## the student hand-out, without the solutions, into OUT (default handout/; a new or empty folder)
+	$(BIN)/python tools/handout.py $(OUT)
 
 clean:                  ## remove caches and runs (never your data): keeps .venv
 	rm -rf runs .pytest_cache

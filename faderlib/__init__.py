@@ -17,8 +17,8 @@ sampling, drawing, the data set), ``classifier`` (the judge of swaps), ``metrics
 balanced accuracy, PSNR), ``runs`` (a run and its folder), ``runfolder`` (what training keeps
 there), ``run_data`` (where a run's data is), ``metrics_log`` (its log), ``checkpoint``, ``files``
 (atomic writes, locks, free space), ``devices`` (where a run computes), ``progress``, ``errors``;
-pictures in ``visual`` (grids), ``plots`` (figures), ``interpolate`` (sweeps beyond [0, 1]),
-``edit`` (any photo); tables in ``summary``, ``analysis`` and ``reports`` (an evaluation in words
+pictures in ``visual`` (grids), ``plots`` (figures), ``diagrams`` (the networks and the game, drawn
+from a configuration), ``interpolate`` (sweeps beyond [0, 1]), ``edit`` (any photo); tables in ``summary``, ``analysis`` and ``reports`` (an evaluation in words
 and tables); ``demo``, ``course`` (the notebooks' start-up glue, the course's folder of runs),
 ``exercises`` (the checks of the notebooks' exercises, one module per notebook) and ``cli`` (the
 ``fader`` command) on top.
