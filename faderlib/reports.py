@@ -135,12 +135,16 @@ def ablation_report(result: dict, ablation: dict, label: str = "lambda_E = 0") -
 def invariance_table(result: dict, ablation: dict | None = None) -> pd.DataFrame:
     """What z says about each attribute, by two witnesses: the latent discriminator trained against
     the encoder, and the latent probe fitted afterwards (balanced accuracies, 0.5: nothing to read);
-    with ``ablation`` (the lambda_E = 0 run's evaluation), the same for it beside."""
+    the probe's floor when the evaluation has it (the same probe on the other attributes of the label
+    table: how low the probe can fall for a z that must describe them); with ``ablation`` (the
+    lambda_E = 0 run's evaluation), the same for it beside."""
     rows = {}
     for name, d in result["latent_discriminator"].items():
         row = {"majority rate": d["majority_rate"], "discriminator": d["balanced_accuracy"]}
         if "latent_probe" in result:
             row["latent probe"] = result["latent_probe"][name]["balanced_accuracy"]
+        if "probe_floor" in result:
+            row["probe floor"] = result["probe_floor"][name]["balanced_accuracy"]
         if ablation is not None:
             row["discriminator, lambda_E = 0"] = ablation["latent_discriminator"][name]["balanced_accuracy"]
             if "latent_probe" in ablation:

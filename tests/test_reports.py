@@ -61,3 +61,6 @@ def test_direction_balance_and_invariance_reports_follow_the_numbers():
     table = invariance_table(probed, RESULT)
     assert table.loc["Smiling", "latent probe"] == 0.9 and table.loc["Smiling", "discriminator"] == 0.5
     assert "latent probe, lambda_E = 0" not in table.columns and "discriminator, lambda_E = 0" in table.columns
+    assert "probe floor" not in table.columns
+    floored = {**probed, "probe_floor": {"Smiling": {"balanced_accuracy": 0.67}, "Eyeglasses": {"balanced_accuracy": 0.52}}}
+    assert invariance_table(floored).loc["Eyeglasses", "probe floor"] == 0.52
