@@ -73,6 +73,8 @@ def _row(job: tuple, trained: dict, classifier: Path, test_images: int | None) -
     return {"adversary": adversary, "lambda_e": lambda_e, "dis_steps": dis_steps, "seed": seed, "steps": steps,
             "probe_mean": sum(r["latent_probe"][k]["balanced_accuracy"] for k in names) / len(names),
             "probe": {k: r["latent_probe"][k]["balanced_accuracy"] for k in names},
+            "probe_floor_mean": (sum(r["probe_floor"][k]["balanced_accuracy"] for k in names) / len(names)
+                                 if "probe_floor" in r else None),
             "discriminator": {k: r["latent_discriminator"][k]["balanced_accuracy"] for k in names},
             "min_swap": min(swaps), "min_swap_1.5": min(swaps15), "psnr": r["reconstruction"]["psnr"],
             "gain": r.get("counterfactual_gain", {}), **trained}
@@ -89,28 +91,10 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
+def _plot(rows: list[dict], path: Path, floor: float | None) -> None:
+    from faderlib.plots import plot_adversaries
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    for adversary in sorted({r["adversary"] for r in rows}):
-        mine = sorted((r for r in rows if r["adversary"] == adversary and r["lambda_e"] > 0),
-                      key=lambda r: (r["lambda_e"], r["dis_steps"]))
-        if mine:
-            ax.plot([r["psnr"] for r in mine], [r["probe_mean"] for r in mine], "o-", label=adversary)
-    for r in rows:
-        if r["lambda_e"] == 0:
-            ax.plot(r["psnr"], r["probe_mean"], "k*", markersize=10, label="lambda_E = 0" if r["seed"] == 0 else None)
-    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("reconstruction PSNR (dB)")
-    ax.set_ylabel("latent probe, balanced accuracy (mean)")
-    ax.set_title("What z still says against how well it rebuilds")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    plot_adversaries(rows, floor).savefig(path, dpi=110)
 
 
 def main(argv=None) -> int:
@@ -152,7 +136,8 @@ def main(argv=None) -> int:
             print(f"{_name(*job[:5])}: probe {row['probe_mean']:.3f}, PSNR {row['psnr']:.2f} dB, "
                   f"min swap {row['min_swap']:.3f}", flush=True)
     (out / "sweep.md").write_text(_table(rows))
-    _plot(rows, out / "probe_vs_psnr.png")
+    floors = [r["probe_floor_mean"] for r in rows if r.get("probe_floor_mean") is not None]
+    _plot(rows, out / "probe_vs_psnr.png", floors[0] if floors else None)
     print(f"table: {out / 'sweep.md'}; picture: {out / 'probe_vs_psnr.png'}")
     return 0
 

@@ -243,3 +243,54 @@ def failure_figure(run: Run, classifier_dir: str | os.PathLike, attribute: str, 
     fig.suptitle(f"{attribute} -> {target}: {f.failed} of {f.tried} edits not read as {target} by the classifier",
                  fontsize=10)
     return fig
+
+
+def plot_adversaries(rows, floor: float | None = None, title: str = "") -> Figure:
+    """What z still says against how well it rebuilds: the lesson of a sweep of the adversarial
+    objectives (``benchmarks/sweep_adversary.py``; the kit's measured one: ``docs/adversary_sweep.jsonl``).
+
+    ``rows``: dicts with ``adversary``, ``lambda_e``, ``dis_steps``, ``seed``, ``psnr`` (dB) and
+    ``probe_mean`` (the latent probe's balanced accuracy, mean over the attributes). One line per
+    objective through its settings (seeds averaged; each seed a small dot), each point labelled with
+    its strength; the lambda_E = 0 ablation a black star; 0.5 (nothing read) and ``floor`` (the
+    probe's floor, :func:`faderlib.evaluate.probe_floor`, what the other attributes give away) as
+    dashed lines. Down is a z that says less, right a better reconstruction."""
+    rows = list(rows)
+    if not rows:
+        raise ValueError("no rows to draw: run benchmarks/sweep_adversary.py first (it writes OUT/sweep.jsonl)")
+    fig = Figure(figsize=(7, 4.6), layout="constrained")
+    ax = fig.subplots()
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["adversary"] if r["lambda_e"] > 0 else "none", r["lambda_e"], r["dis_steps"]), []).append(r)
+    colours = {"flip": "tab:blue", "uniform": "tab:orange", "reverse": "tab:green"}
+    for adversary in sorted({k[0] for k in groups}):
+        points = []
+        for (a, lam, dis), rs in groups.items():
+            if a != adversary:
+                continue
+            psnr, probe = float(np.mean([r["psnr"] for r in rs])), float(np.mean([r["probe_mean"] for r in rs]))
+            points.append((psnr, probe, lam, dis))
+            colour = "black" if a == "none" else colours.get(a, "tab:gray")
+            ax.plot([r["psnr"] for r in rs], [r["probe_mean"] for r in rs], ".", color=colour, alpha=0.4)
+            label = r"$\lambda_E$ = 0" if a == "none" else f"{lam:g}" + (f" ×{dis}" if dis > 1 else "")
+            ax.annotate(label, (psnr, probe), textcoords="offset points", xytext=(4, 4), fontsize=8, color=colour)
+        points.sort()
+        if adversary == "none":
+            ax.plot([p[0] for p in points], [p[1] for p in points], "k*", markersize=12, label=r"$\lambda_E$ = 0 (ablation)")
+        else:
+            ax.plot([p[0] for p in points], [p[1] for p in points], "o-", color=colours.get(adversary, "tab:gray"),
+                    label=adversary)
+    ax.margins(x=0.12)
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.text(ax.get_xlim()[0], 0.505, " 0.5: nothing to read", fontsize=8, color="grey", va="bottom")
+    if floor is not None:
+        ax.axhline(floor, color="tab:red", lw=0.8, ls="--")
+        ax.text(ax.get_xlim()[0], floor + 0.005, " floor: what the other attributes give away", fontsize=8,
+                color="tab:red", va="bottom")
+    ax.set(xlabel="reconstruction PSNR (dB, test split)", ylabel="latent probe, balanced accuracy (mean)",
+           title=title or "What z still says against how well it rebuilds (labels: $\\lambda_E$, ×discriminator steps)")
+    ax.title.set_fontsize(10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="center right", fontsize=8)
+    return fig

@@ -59,3 +59,27 @@ def test_the_training_plot_shows_the_probe_beside_the_discriminator_when_logged(
     points = {line.get_color(): list(line.get_ydata()) for line in probe.lines if line.get_marker() == "s"}
     colours = [line.get_color() for line in accuracy.lines if line.get_marker() == "o"]
     assert [points[c] for c in colours] == [[0.6], [0.9]]  # each attribute in its colour of the accuracy panel
+
+
+def test_the_adversary_sweep_is_drawn_one_line_per_objective_seeds_averaged():
+    import pytest
+
+    from faderlib.plots import plot_adversaries
+
+    def row(adversary, lam, dis, seed, psnr, probe):
+        return {"adversary": adversary, "lambda_e": lam, "dis_steps": dis, "seed": seed, "psnr": psnr, "probe_mean": probe}
+
+    rows = [row("flip", 0.0, 1, 0, 24.3, 0.93), row("flip", 0.02, 1, 0, 23.6, 0.94), row("flip", 0.02, 1, 1, 23.8, 0.92),
+            row("uniform", 0.02, 1, 0, 23.1, 0.93), row("uniform", 0.1, 1, 0, 22.2, 0.90),
+            row("uniform", 0.1, 4, 0, 21.0, 0.80)]
+    fig = plot_adversaries(rows, floor=0.62)
+    ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines["uniform"].get_xdata()) == [21.0, 22.2, 23.1]        # by reconstruction
+    assert list(lines["flip"].get_xdata()) == pytest.approx([23.7])         # the two seeds averaged
+    assert list(lines["flip"].get_ydata()) == pytest.approx([0.93])
+    assert list(lines["$\\lambda_E$ = 0 (ablation)"].get_xdata()) == [24.3]
+    texts = [t.get_text() for t in ax.texts]
+    assert "0.1 ×4" in texts and any("floor" in t for t in texts)
+    with pytest.raises(ValueError, match="sweep_adversary"):
+        plot_adversaries([])
