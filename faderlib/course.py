@@ -33,7 +33,8 @@ from .synth import ensure_synthetic, is_synthetic
 from .train import RECIPES, TrainConfig, Trainer
 
 __all__ = ["REQUIREMENTS", "EnvironmentReport", "environment_check", "ensure_data", "ensure_run",
-           "ensure_classifier", "train_variant", "slider_app", "CourseRuns", "course_runs", "find_run"]
+           "ensure_classifier", "train_variant", "slider_app", "CourseRuns", "course_runs", "find_run",
+           "measured_sweep"]
 
 #: Synthetic faces drawn when the course finds no data (about a minute on 2 cores); the demo too.
 N_FACES = 20_000
@@ -285,3 +286,19 @@ def slider_app(run_dir: str | os.PathLike, demo_dir: str | os.PathLike | None = 
         raise FileNotFoundError(f"no trained Fader network in {where}. Make one first: `make demo` (about "
                                 "10 minutes on a laptop CPU), or notebook 03_training.")
     return SliderApp.from_run_dir(found.fader)
+
+
+#: The kit's measured sweep of the adversarial objectives (``benchmarks/sweep_adversary.py``'s rows).
+SWEEP_FILE = Path(__file__).resolve().parent.parent / "docs" / "adversary_sweep.jsonl"
+
+
+def measured_sweep(path: str | os.PathLike = SWEEP_FILE) -> list[dict]:
+    """The rows of the kit's measured adversary sweep (one training each: objective, strength, seed,
+    probe, discriminator, swaps, PSNR; ``docs/results.md`` says how they were made), for
+    :func:`faderlib.plots.plot_adversaries` and :func:`faderlib.reports.sweep_table`. ``[]`` (and a
+    line saying so) where the docs folder is not beside the package (an installed copy)."""
+    path = Path(path)
+    if not path.is_file():
+        print(f"no measured sweep at {path}: it ships in the kit's docs/ folder (a checkout or a hand-out)")
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import numpy as np
 import pandas as pd
 
 
@@ -190,3 +191,26 @@ def balance_report(balanced: dict, other: dict, balance, other_balance) -> str:
             f"{n} {balanced['counterfactual_gain'][n]:+.2f} vs {other['counterfactual_gain'][n]:+.2f}"
             for n in balanced["counterfactual_gain"]) + ".")
     return "\n".join(lines)
+
+
+def sweep_table(rows) -> pd.DataFrame:
+    """The adversary sweep (``benchmarks/sweep_adversary.py``'s rows), one line per objective and
+    strength, the seeds averaged: the latent probe per attribute and its mean, the jointly trained
+    discriminator (mean over the attributes), the smallest swap accuracy at strength 1, the
+    reconstruction PSNR, and the number of seeds."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["adversary"] if r["lambda_e"] > 0 else "none (lambda_E = 0)", r["lambda_e"],
+                           r["dis_steps"]), []).append(r)
+    table = []
+    for (adversary, lam, dis), rs in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1], g[0][2])):
+        row = {"adversary": adversary, "lambda_E": lam, "discriminator steps": dis}
+        for name in rs[0]["probe"]:
+            row[f"probe {name}"] = float(np.mean([r["probe"][name] for r in rs]))
+        row["probe (mean)"] = float(np.mean([r["probe_mean"] for r in rs]))
+        row["discriminator (mean)"] = float(np.mean([np.mean(list(r["discriminator"].values())) for r in rs]))
+        row["min swap"] = float(np.mean([r["min_swap"] for r in rs]))
+        row["PSNR dB"] = float(np.mean([r["psnr"] for r in rs]))
+        row["seeds"] = len(rs)
+        table.append(row)
+    return pd.DataFrame(table).set_index(["adversary", "lambda_E", "discriminator steps"]).round(3)

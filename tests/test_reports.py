@@ -64,3 +64,26 @@ def test_direction_balance_and_invariance_reports_follow_the_numbers():
     assert "probe floor" not in table.columns
     floored = {**probed, "probe_floor": {"Smiling": {"balanced_accuracy": 0.67}, "Eyeglasses": {"balanced_accuracy": 0.52}}}
     assert invariance_table(floored).loc["Eyeglasses", "probe floor"] == 0.52
+
+
+def test_the_sweep_table_averages_the_seeds_of_each_objective_and_strength(tmp_path, capsys):
+    from faderlib.course import measured_sweep
+    from faderlib.reports import sweep_table
+
+    def row(adversary, lam, dis, seed, psnr, smile, male):
+        return {"adversary": adversary, "lambda_e": lam, "dis_steps": dis, "seed": seed, "psnr": psnr,
+                "probe": {"Smiling": smile, "Male": male}, "probe_mean": (smile + male) / 2,
+                "discriminator": {"Smiling": 0.5, "Male": 0.6}, "min_swap": 0.9 + seed / 100}
+
+    rows = [row("flip", 0.0, 1, 0, 24.0, 0.8, 1.0), row("flip", 0.02, 1, 0, 23.0, 0.8, 0.9),
+            row("flip", 0.02, 1, 1, 24.0, 0.9, 1.0), row("uniform", 0.1, 4, 0, 21.0, 0.7, 0.9)]
+    table = sweep_table(rows)
+    assert len(table) == 3
+    flip = table.loc[("flip", 0.02, 1)]
+    assert flip["PSNR dB"] == 23.5 and flip["probe Smiling"] == 0.85 and flip["seeds"] == 2
+    assert flip["probe (mean)"] == 0.9 and flip["discriminator (mean)"] == 0.55 and flip["min swap"] == 0.905
+    assert table.loc[("none (lambda_E = 0)", 0.0, 1)]["seeds"] == 1
+    # the kit's own measured rows, read from a file; none where it is missing (said, not raised)
+    (tmp_path / "sweep.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert measured_sweep(tmp_path / "sweep.jsonl") == rows
+    assert measured_sweep(tmp_path / "missing.jsonl") == [] and "no measured sweep" in capsys.readouterr().out
