@@ -101,6 +101,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/sweep")
     parser.add_argument("--grid", choices=list(GRIDS), default="full")
+    parser.add_argument("--configs", nargs="+", default=None, metavar="ADVERSARY:LAMBDA_E:DIS_STEPS",
+                        help="these settings instead of a grid, in this order (e.g. flip:0.02:1 uniform:0.1:4)")
     parser.add_argument("--steps", type=int, default=None, help="steps of every run (default: the course recipe's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--data", default=None, help="default: the synthetic faces of make demo")
@@ -123,7 +125,13 @@ def main(argv=None) -> int:
     table = out / "sweep.jsonl"
     rows = [json.loads(line) for line in table.read_text().splitlines()] if table.exists() else []
     done = {_name(r["adversary"], r["lambda_e"], r["dis_steps"], r["seed"], r["steps"]) for r in rows}
-    jobs = [(a, lam, n, seed, steps, data_dir, str(out)) for seed in args.seeds for a, lam, n in GRIDS[args.grid]
+    grid = GRIDS[args.grid]
+    if args.configs:
+        try:
+            grid = [(a, float(lam), int(n)) for a, lam, n in (c.split(":") for c in args.configs)]
+        except ValueError:
+            parser.error(f"--configs {' '.join(args.configs)}: write each as ADVERSARY:LAMBDA_E:DIS_STEPS, e.g. flip:0.02:1")
+    jobs = [(a, lam, n, seed, steps, data_dir, str(out)) for seed in args.seeds for a, lam, n in grid
             if _name(a, lam, n, seed, steps) not in done]
     print(f"{len(jobs)} trainings to run ({len(done)} already in {table}), {args.workers} at a time")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
