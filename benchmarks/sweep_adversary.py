@@ -101,8 +101,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/sweep")
     parser.add_argument("--grid", choices=list(GRIDS), default="full")
-    parser.add_argument("--configs", nargs="+", default=None, metavar="ADVERSARY:LAMBDA_E:DIS_STEPS",
-                        help="these settings instead of a grid, in this order (e.g. flip:0.02:1 uniform:0.1:4)")
+    parser.add_argument("--configs", nargs="+", default=None, metavar="ADVERSARY:LAMBDA_E:DIS_STEPS[:SEED]",
+                        help="these settings instead of a grid, in this order (e.g. flip:0.02:1 uniform:0.1:4; a 4th field: that seed only, e.g. uniform:0.1:4:1)")
     parser.add_argument("--steps", type=int, default=None, help="steps of every run (default: the course recipe's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--data", default=None, help="default: the synthetic faces of make demo")
@@ -125,14 +125,22 @@ def main(argv=None) -> int:
     table = out / "sweep.jsonl"
     rows = [json.loads(line) for line in table.read_text().splitlines()] if table.exists() else []
     done = {_name(r["adversary"], r["lambda_e"], r["dis_steps"], r["seed"], r["steps"]) for r in rows}
-    grid = GRIDS[args.grid]
+    grid = [(a, lam, n, None) for a, lam, n in GRIDS[args.grid]]
     if args.configs:
         try:
-            grid = [(a, float(lam), int(n)) for a, lam, n in (c.split(":") for c in args.configs)]
+            grid = [(c[0], float(c[1]), int(c[2]), int(c[3]) if len(c) > 3 else None)
+                    for c in (c.split(":") for c in args.configs) if len(c) in (3, 4)]
         except ValueError:
-            parser.error(f"--configs {' '.join(args.configs)}: write each as ADVERSARY:LAMBDA_E:DIS_STEPS, e.g. flip:0.02:1")
-    jobs = [(a, lam, n, seed, steps, data_dir, str(out)) for seed in args.seeds for a, lam, n in grid
-            if _name(a, lam, n, seed, steps) not in done]
+            grid = []
+        if len(grid) != len(args.configs):
+            parser.error(f"--configs {' '.join(args.configs)}: write each as ADVERSARY:LAMBDA_E:DIS_STEPS[:SEED], "
+                         "e.g. flip:0.02:1 or uniform:0.1:4:1")
+    if any(own is not None for *_, own in grid):   # the order given, each config at its own seed or at --seeds
+        runs = [(a, lam, n, seed) for a, lam, n, own in grid for seed in ([own] if own is not None else args.seeds)]
+    else:                                          # seed by seed: every config's first seed comes first
+        runs = [(a, lam, n, seed) for seed in args.seeds for a, lam, n, _ in grid]
+    jobs = [(a, lam, n, seed, steps, data_dir, str(out)) for a, lam, n, seed in runs]
+    jobs = [j for j in jobs if _name(*j[:5]) not in done]
     print(f"{len(jobs)} trainings to run ({len(done)} already in {table}), {args.workers} at a time")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:

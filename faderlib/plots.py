@@ -253,11 +253,13 @@ def plot_adversaries(rows, floor: float | None = None, title: str = "") -> Figur
     ``probe_mean`` (the latent probe's balanced accuracy, mean over the attributes). One line per
     objective through its settings (seeds averaged; each seed a small dot), each point labelled with
     its strength; the lambda_E = 0 ablation a black star; 0.5 (nothing read) and ``floor`` (the
-    probe's floor, :func:`faderlib.evaluate.probe_floor`, what the other attributes give away) as
-    dashed lines. Down is a z that says less, right a better reconstruction."""
+    probe's floor, :func:`faderlib.evaluate.probe_floor`, what the other attributes give away; by
+    default the rows' ``probe_floor_mean`` when they have one) as dashed lines. Down is a z that says less, right a better reconstruction."""
     rows = list(rows)
     if not rows:
         raise ValueError("no rows to draw: run benchmarks/sweep_adversary.py first (it writes OUT/sweep.jsonl)")
+    if floor is None:
+        floor = next((r["probe_floor_mean"] for r in rows if r.get("probe_floor_mean") is not None), None)
     fig = Figure(figsize=(7, 4.6), layout="constrained")
     ax = fig.subplots()
     groups: dict[tuple, list[dict]] = {}

@@ -29,7 +29,7 @@ FACE_FUNCTIONS = frozenset({
 #: The kit's functions whose pictures are plots (curves, bars, heatmaps): no face in them.
 PLOT_FUNCTIONS = frozenset({
     "plot_training", "LiveLossPlot", "plot_lambda_schedule", "plot_frequencies", "plot_correlation",
-    "draw_architecture", "draw_game",
+    "draw_architecture", "draw_game", "plot_adversaries",
 })
 
 

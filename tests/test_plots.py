@@ -81,5 +81,8 @@ def test_the_adversary_sweep_is_drawn_one_line_per_objective_seeds_averaged():
     assert list(lines["$\\lambda_E$ = 0 (ablation)"].get_xdata()) == [24.3]
     texts = [t.get_text() for t in ax.texts]
     assert "0.1 ×4" in texts and any("floor" in t for t in texts)
+    rows[0]["probe_floor_mean"] = 0.6                                       # the rows' own floor by default
+    assert any("floor" in t.get_text() for t in plot_adversaries(rows).axes[0].texts)
+    assert not any("floor" in t.get_text() for t in plot_adversaries(rows[1:]).axes[0].texts)
     with pytest.raises(ValueError, match="sweep_adversary"):
         plot_adversaries([])
