@@ -8,12 +8,12 @@ weights the adversarial term. Each iteration takes one latent-discriminator step
 them if asked, the reference code's ``n_lat_dis``), then one autoencoder step, each on its own
 random batch of m pairs (drawn with replacement, as the reference code did):
 
-1. :meth:`Trainer.discriminator_step`, loss (1), over P only::
+1. :meth:`Trainer.discriminator_step` (:func:`discriminator_update`), loss (1), over P only::
 
        L_dis = -1/m sum log p_P(y | E(x))
 
    z = E(x) is computed without gradient (E in eval mode): P learns the TRUE attributes y from z;
-2. :meth:`Trainer.autoencoder_step`, loss (3), over E and D only::
+2. :meth:`Trainer.autoencoder_step` (:func:`autoencoder_update`), loss (3), over E and D only::
 
        L_adv = 1/m sum ||D(E(x), y) - x||^2 - lambda_E log p_P(y' | E(x))
 
@@ -46,6 +46,7 @@ uses (``TrainConfig.from_recipe("course", ...)``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -229,6 +230,77 @@ class TrainConfig:
         return from_settings(cls, dict(d), "training")
 
 
+# ----------------------------------------------------------------------------- the two steps
+def discriminator_update(ae: nn.Module, dis: nn.Module, opt_dis: torch.optim.Optimizer, x: torch.Tensor,
+                         y: torch.Tensor, config: ModelConfig, clip_grad_norm: float = 5.0, *,
+                         forward: Callable | None = None, autocast: Callable = contextlib.nullcontext) -> dict:
+    """One step of the latent discriminator P, loss (1), on a batch ``x`` with its TRUE attributes ``y``
+    (what :meth:`Trainer.discriminator_step` runs):
+
+    1. z = E(x) with E (``ae``) in eval mode and without gradient: this step must not teach E anything;
+    2. P (``dis``, in train mode) reads z: ``L_dis = -1/m sum log p_P(y | z)`` (:func:`discriminator_loss`);
+    3. ``opt_dis`` alone steps, after its gradients are cleared and their norm clipped at ``clip_grad_norm``.
+
+    ``forward`` calls P (default: ``dis`` itself; the Trainer's may be compiled), ``autocast`` gives the
+    precision's context. Returns the loss and P's accuracy on the batch, as tensors (nothing waits for
+    the device)."""
+    ae.eval()
+    dis.train()
+    with torch.no_grad(), autocast():
+        z = ae.encode(x)
+    with autocast():
+        logits = (dis if forward is None else forward)(z)
+        loss = discriminator_loss(logits.float(), y, config)
+    opt_dis.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(dis.parameters(), clip_grad_norm)
+    opt_dis.step()
+    return {"dis_loss": loss.detach(), "dis_accuracy": accuracy(logits.detach(), y, config)}
+
+
+def autoencoder_update(ae: nn.Module, dis: nn.Module, opt_ae: torch.optim.Optimizer, x: torch.Tensor,
+                       y: torch.Tensor, config: ModelConfig, lam: float, clip_grad_norm: float = 5.0, *,
+                       adversary: str = "flip", flip_generator: torch.Generator | None = None,
+                       patch: nn.Module | None = None, patch_weight: float = 0.0, forward: Callable | None = None,
+                       autocast: Callable = contextlib.nullcontext) -> dict:
+    """One step of the autoencoder E, D, loss (3), on a batch ``x`` with its attributes ``y`` (what
+    :meth:`Trainer.autoencoder_step` runs, ``lam`` being lambda_E at the step):
+
+    1. with E and D (``ae``) in train mode, z = E(x) and x_hat = D(z, y);
+    2. ``L = ||x_hat - x||^2 + lam * L_adv``, the adversarial term of P's prediction on z against the
+       target ``adversary`` (:func:`faderlib.losses.adversarial_loss`; the paper's: the flipped
+       attributes 1 - y), with P (``dis``) in eval mode and frozen: its gradient is not even computed;
+       not computed at all when ``lam`` is 0. With a ``patch`` discriminator, ``patch_weight`` times
+       its "real" loss on x_hat is added;
+    3. ``opt_ae`` alone steps (E and D), after its gradients are cleared and their norm clipped.
+
+    ``forward`` calls the autoencoder, (z, x_hat) = forward(x, y) (default: ``ae`` itself); ``autocast``
+    gives the precision's context. Returns the two losses as tensors, and ``lam``."""
+    ae.train()
+    dis.eval()
+    dis.requires_grad_(False)
+    try:
+        with autocast():
+            z, x_hat = (ae if forward is None else forward)(x, y)
+            rec = reconstruction_loss(x_hat.float(), x)
+            adv = (adversarial_loss(dis(z).float(), y, config, flip_generator, adversary) if lam > 0 else
+                   rec.new_zeros(()))
+            loss = rec + lam * adv
+            if patch is not None:
+                patch.eval()
+                patch.requires_grad_(False)
+                loss = loss + patch_weight * patch_loss(patch(x_hat).float(), True)
+        opt_ae.zero_grad(set_to_none=True)
+        loss.backward()
+    finally:
+        dis.requires_grad_(True)
+        if patch is not None:
+            patch.requires_grad_(True)
+    nn.utils.clip_grad_norm_(ae.parameters(), clip_grad_norm)
+    opt_ae.step()
+    return {"rec_loss": rec.detach(), "adv_loss": adv.detach(), "lambda_e": lam}
+
+
 class Trainer:
     """Trains an autoencoder against a latent discriminator; resumable and observable.
 
@@ -273,47 +345,21 @@ class Trainer:
 
     # ------------------------------------------------------------------ the two steps
     def discriminator_step(self, x: torch.Tensor, y: torch.Tensor) -> dict:
-        """Loss (1): P learns y from z = E(x); E is in eval mode and gets no gradient."""
-        self.ae.eval()
-        self.dis_ddp.train()
-        with torch.no_grad(), self.placement.autocast():
-            z = self.ae.encode(x)
-        with self.placement.autocast():
-            logits = self._dis_fwd(z)
-            loss = discriminator_loss(logits.float(), y, self.model_config)
-        self.opt_dis.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.dis.parameters(), self.config.clip_grad_norm)
-        self.opt_dis.step()
-        return {"dis_loss": loss.detach(), "dis_accuracy": accuracy(logits.detach(), y, self.model_config)}
+        """Loss (1): P learns y from z = E(x); E is in eval mode and gets no gradient
+        (:func:`discriminator_update`, on this run's networks, optimiser and precision)."""
+        return discriminator_update(self.ae, self.dis_ddp, self.opt_dis, x, y, self.model_config,
+                                    self.config.clip_grad_norm, forward=self._dis_fwd, autocast=self.placement.autocast)
 
     def autoencoder_step(self, x: torch.Tensor, y: torch.Tensor) -> dict:
         """Loss (3): reconstruct x from (E(x), y) and fool P (the target ``config.adversary``:
-        :func:`faderlib.losses.adversarial_loss`); only E and D are stepped."""
+        :func:`faderlib.losses.adversarial_loss`); only E and D are stepped (:func:`autoencoder_update`,
+        with lambda_E at this step of the schedule)."""
         lam = lambda_e(self.step, self.config.lambda_e, self.config.lambda_ramp)
-        self.ae_ddp.train()
-        self.dis.eval()
-        self.dis.requires_grad_(False)
-        try:
-            with self.placement.autocast():
-                z, x_hat = self._ae_fwd(x, y)
-                rec = reconstruction_loss(x_hat.float(), x)
-                adv = adversarial_loss(self.dis(z).float(), y, self.model_config, self.flip_generator,
-                                       self.config.adversary) if lam > 0 else rec.new_zeros(())
-                loss = rec + lam * adv
-                if self.ptc is not None:
-                    self.ptc.eval()
-                    self.ptc.requires_grad_(False)
-                    loss = loss + self.config.patch_weight * patch_loss(self.ptc(x_hat).float(), True)
-            self.opt_ae.zero_grad(set_to_none=True)
-            loss.backward()
-        finally:
-            self.dis.requires_grad_(True)
-            if self.ptc is not None:
-                self.ptc.requires_grad_(True)
-        nn.utils.clip_grad_norm_(self.ae.parameters(), self.config.clip_grad_norm)
-        self.opt_ae.step()
-        return {"rec_loss": rec.detach(), "adv_loss": adv.detach(), "lambda_e": lam}
+        return autoencoder_update(self.ae_ddp, self.dis, self.opt_ae, x, y, self.model_config, lam,
+                                  self.config.clip_grad_norm, adversary=self.config.adversary,
+                                  flip_generator=self.flip_generator, patch=self.ptc,
+                                  patch_weight=self.config.patch_weight, forward=self._ae_fwd,
+                                  autocast=self.placement.autocast)
 
     def patch_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """The optional patch discriminator learns real faces x -> 1, their reconstructions -> 0."""

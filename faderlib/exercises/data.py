@@ -1,14 +1,12 @@
 """The checks of notebook 01, the data and its attributes: what a constant answer scores
-(accuracy against balanced accuracy), class-balanced sampling weights, and the positive faces
-a batch holds under each sampling (exercises 1.1 to 1.3)."""
+(accuracy against balanced accuracy), and class-balanced sampling weights (exercises 1.1 and 1.2)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from .checking import (CallError, Failed, as_number, as_share, as_tensor, call_answer, close, exercise, require_answers,
-                       split_labels)
+from .checking import Failed, as_share, as_tensor, call_answer, close, exercise, require_answers, split_labels
 
 
 @exercise("1.1", "the accuracy of a constant answer",
@@ -76,36 +74,3 @@ def check_01_balanced_weights(my_weights):
     return (f"right on {len(cases)} label arrays (from 50 % to 6.5 % of 1s); compare with "
             "faderlib.data.balanced_weights(train, rare).")
 
-
-@exercise("1.3", "positive faces per batch", "check_01_positives_per_batch(train, rare, uniform, balanced)",
-          seed=103)
-def check_01_positives_per_batch(dataset, attribute, uniform, balanced, batch_size: int = 32):
-    """Exercise 1.3: the mean number of images with ``attribute`` = 1 in a batch of ``batch_size``
-    drawn from ``dataset`` uniformly (``uniform``) and class-balanced on ``attribute`` (``balanced``)."""
-    require_answers(uniform=uniform, balanced=balanced)
-    from ..data import balanced_weights
-
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise CallError(f"batch_size={batch_size!r} must be a positive integer")
-    labels = split_labels(dataset, attribute)
-    expected_uniform = batch_size * float((labels == 1).mean())
-    expected_balanced = batch_size * float(balanced_weights(dataset, attribute).numpy()[labels == 1].sum())
-    u, b = as_number(uniform, "uniform"), as_number(balanced, "balanced")
-
-    def near(a, e):
-        return abs(a - e) <= max(0.1, 0.03 * e)  # the sampling table's empirical figures pass too
-
-    if not near(u, expected_uniform):
-        hint = ("that is a share of the images; the question asks for a count per batch"
-                if near(u * batch_size, expected_uniform) else
-                "a batch draws every image with the same probability: how many 1s in {batch_size} draws, on average?")
-        raise Failed(f"uniform = {u:g}", f"the mean count of {attribute} = 1 in a batch of {batch_size} drawn "
-                     "uniformly", hint.format(batch_size=batch_size))
-    if not near(b, expected_balanced):
-        hint = ("that is the uniform count: balancing changes the probability of each image"
-                if near(b, expected_uniform) else
-                "under class-balanced sampling each class gets the same share of the draws")
-        raise Failed(f"balanced = {b:g}", f"the mean count of {attribute} = 1 in a batch of {batch_size} drawn "
-                     "class-balanced", hint)
-    return (f"about {u:.1f} faces with {attribute} per batch of {batch_size} drawn uniformly, {b:.0f} when "
-            "balanced.")

@@ -1,12 +1,21 @@
 """The checks of notebook 02, the networks and the losses: what one more attribute costs the
-decoder, the attribute code [1 - alpha, alpha], the cross-entropy of equation (1), and the
-flipped targets of equation (3), binary and K-valued (exercises 2.1 to 2.5)."""
+decoder, the decoder's forward pass by hand (the code [1 - alpha, alpha] entering every layer), the
+cross-entropy of equation (1), and the flipped target of equation (3) for a K-valued attribute
+(exercises 2.1 to 2.4).
+
+Exercise 2.2 is written as statements on a practice, :func:`decoder_practice`: a small decoder's layers
+and inputs built from a seed of the exercise's own; its check builds them again and compares the
+student's decoding with :class:`faderlib.models.Decoder`'s.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from .checking import Failed, as_number, as_tensor, binary_config, call_answer, close, exercise, show
+from .checking import (CallError, Failed, as_number, as_tensor, binary_config, call_answer, close, exercise,
+                       require_answers, show)
 
 
 @exercise("2.1", "what one more attribute costs the decoder", "check_02_extra_attribute(my_extra)", seed=201)
@@ -39,30 +48,99 @@ def check_02_extra_attribute(my_extra):
             "reference decoder 31,840 parameters.")
 
 
-@exercise("2.2", "the attribute code [1 - alpha, alpha]", "check_02_code(my_code)", seed=202)
-def check_02_code(my_code):
-    """Exercise 2.2: ``my_code(alpha)`` turns a float tensor (B, n) of values alpha, one per binary
-    attribute, into the decoder's attribute code (B, 2n), as :func:`faderlib.models.attribute_code`."""
+# ----------------------------------------------------------------------------- 2.2: y in every decoder layer
+@dataclass(eq=False)
+class DecoderPractice:
+    """What exercise 2.2 starts from (:func:`decoder_practice`): the layers of a small decoder, first to
+    last (``layers``, a list of modules in eval mode), a batch of codes ``z`` (B, C, h, w), and ``alpha``
+    (B, n), one float per image and binary attribute, for the networks of ``config`` (32 px, n = 3)."""
+
+    config: object
+    layers: list
+    z: torch.Tensor
+    alpha: torch.Tensor
+
+    def __repr__(self) -> str:
+        return (f"DecoderPractice({len(self.layers)} decoder layers for {', '.join(self.config.attribute_names)}; "
+                f"z {tuple(self.z.shape)}, alpha {tuple(self.alpha.shape)})")
+
+
+DECODER_SEED = 2020
+
+
+def practice_decoder():
+    """The decoder of exercise 2.2 (eval mode), its z and its alpha: the same at every call, the random
+    generators left as they were."""
+    from ..config import ModelConfig
+    from ..models import Decoder
+
+    config = ModelConfig.from_preset("paper", 32, ["Smiling", "Eyeglasses", "Male"], init_fm=8, max_fm=64)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(DECODER_SEED)
+        decoder = Decoder(config).eval()
+        for module in decoder.modules():  # BatchNorm statistics of a trained decoder, not the initial 0 and 1
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+        side = config.image_size // 2 ** config.n_layers
+        z = torch.randn(4, config.channels(config.n_layers - 1), side, side)
+        alpha = (torch.rand(4, len(config.attributes)) * 3 - 1).round(decimals=2)
+        alpha[0] = torch.tensor([0.0, 1.0, 2.0])
+    return decoder, z, alpha
+
+
+def decoder_practice() -> DecoderPractice:
+    """A fresh practice for exercise 2.2 (see :class:`DecoderPractice`): the same at every call."""
+    decoder, z, alpha = practice_decoder()
+    return DecoderPractice(decoder.config, list(decoder.layers), z, alpha)
+
+
+def _decode_with(layers, z, code, code_first=False):
+    """The decoder's forward pass written by hand, ``code_first`` putting the code before h."""
+    h = z
+    for layer in layers:
+        tiled = code[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])
+        h = layer(torch.cat([tiled, h] if code_first else [h, tiled], dim=1))
+    return h
+
+
+@exercise("2.2", "y in every decoder layer", "check_02_decoder(state, x_hat)", seed=202)
+def check_02_decoder(state, x_hat):
+    """Exercise 2.2: ``x_hat``, the decoding of ``state.z`` with ``state.alpha`` (``state`` from
+    :func:`decoder_practice`) by ``state.layers`` called one by one, the code [1 - alpha, alpha] of each
+    attribute concatenated to the input of every layer: as :class:`faderlib.models.Decoder` computes it."""
+    require_answers(x_hat=x_hat)
     from ..models import attribute_code
 
-    g = torch.Generator().manual_seed(202)
-    for n in (1, 3):
-        alpha = (torch.rand(4, n, generator=g) * 3 - 1).round(decimals=2)
-        expected = attribute_code(alpha, binary_config(n))
-        found = as_tensor(call_answer(my_code, alpha.clone()), "the code", (4, 2 * n))
-        if not torch.allclose(found, expected.double(), atol=1e-6):
-            a = alpha[:1]
-            mine = found[:1]
-            pairs = torch.stack([a, 1 - a], 2).flatten(1).double()
-            blocks = torch.cat([1 - a, a], 1).double()
-            if torch.allclose(mine, pairs, atol=1e-6):
-                hint = "each pair starts with the channel 'absent', which is 1 for alpha = 0"
-            elif n > 1 and torch.allclose(mine, blocks, atol=1e-6):
-                hint = "the channels of one attribute sit side by side: attribute i has channels 2i and 2i + 1"
-            else:
-                hint = "alpha = 0 gives the pair [1, 0] (absent) and alpha = 1 the pair [0, 1] (present)"
-            raise Failed(f"for alpha = {show(a)}: {show(mine)}", show(expected[:1]), hint)
-    return "your code matches attribute_code for 1 and 3 attributes, alpha from -1 to 2."
+    if not isinstance(state, DecoderPractice):
+        raise CallError(f"state is {type(state).__name__}, not exercise 2.2's practice: make it with "
+                        "state = decoder_practice() at the top of the cell")
+    decoder, z, alpha = practice_decoder()
+    config = decoder.config
+    with torch.no_grad():
+        code = attribute_code(alpha, config)
+        expected = decoder(z, code).double()
+        found = as_tensor(x_hat, "x_hat", tuple(expected.shape))
+        if torch.allclose(found, expected, atol=1e-5):
+            return ("your decoder matches faderlib.models.Decoder: the code, broadcast over each layer's height and "
+                    "width, enters all of its layers.")
+        layers = list(decoder.layers)
+        swapped = attribute_code(1 - alpha, config)
+        blocks = torch.cat([1 - alpha, alpha], dim=1)
+        mistakes = [
+            (decoder(z, swapped), "each pair is [1 - alpha, alpha]: the channel 'absent' first"),
+            (decoder(z, blocks), "the two channels of one attribute sit side by side: attribute i has the "
+                                 "channels 2i and 2i + 1, not i and n + i"),
+            (_decode_with(layers, z, code, code_first=True), "h first, then the code: torch.cat([h, code], dim=1)"),
+            (decoder(z, code[:1].expand(len(z), -1)), "each image has its own code: expand the code over height "
+                                                      "and width, not over the batch"),
+        ]
+    hint = next((h for out, h in mistakes if torch.allclose(found, out.double(), atol=1e-5)),
+                "for each layer in turn: h = layer(torch.cat([h, the code expanded to h's height and width], dim=1)), "
+                "starting from h = z")
+    worst = float((found - expected).abs().max())
+    raise Failed(f"x_hat differs from the decoder's by up to {worst:.3g}",
+                 f"faderlib.models.Decoder's output for state.z and state.alpha, shape {tuple(expected.shape)}", hint)
 
 
 @exercise("2.3", "the cross-entropy of equation (1)", "check_02_cross_entropy(my_cross_entropy)", seed=203)
@@ -98,35 +176,9 @@ def check_02_cross_entropy(my_cross_entropy):
     return "your loss equals discriminator_loss for 1 and 3 attributes."
 
 
-@exercise("2.4", "the flipped target of equation (3)", "check_02_flip(my_flip)", seed=204)
-def check_02_flip(my_flip):
-    """Exercise 2.4: ``my_flip(y)`` returns the target of the adversarial term for binary class
-    indices y (B, n): as :func:`faderlib.losses.flip_attributes` (1 - y), leaving y unchanged."""
-    from ..losses import flip_attributes
-
-    g = torch.Generator().manual_seed(204)
-    for n in (1, 3):
-        y = torch.randint(0, 2, (8, n), generator=g)
-        given = y.clone()
-        expected = flip_attributes(y, binary_config(n))
-        found = as_tensor(call_answer(my_flip, given), "the flipped attributes", (8, n))
-        if not torch.equal(given, y):
-            raise Failed("your function changed y itself", "a new tensor, y unchanged",
-                         "the trainer still needs the true y for the reconstruction: compute a new tensor")
-        if not torch.equal(found, expected.double()):
-            if torch.equal(found, y.double()):
-                hint = "these are the true attributes: P would be pushed to read y, the opposite of hiding it"
-            elif not bool(((found == 0) | (found == 1)).all()):
-                hint = "the target must stay a class index, 0 or 1"
-            else:
-                hint = "every attribute of every image must become the other value"
-            raise Failed(f"for y = {show(y[:2])}: {show(found[:2])}", show(expected[:2]), hint)
-    return "your flip is 1 - y, and leaves y alone."
-
-
-@exercise("2.5", "the flipped target of a K-valued attribute", "check_02_flip_categorical(my_flip_k)", seed=205)
+@exercise("2.4", "the flipped target of a K-valued attribute", "check_02_flip_categorical(my_flip_k)", seed=205)
 def check_02_flip_categorical(my_flip_k):
-    """Exercise 2.5: ``my_flip_k(y, K)`` returns, for class indices y (N,) of an attribute with K
+    """Exercise 2.4: ``my_flip_k(y, K)`` returns, for class indices y (N,) of an attribute with K
     values, a value different from y drawn uniformly among the K - 1 others, as
     :func:`faderlib.losses.flip_attributes` does for a K-valued attribute (1 - y when K = 2)."""
     g = torch.Generator().manual_seed(205)

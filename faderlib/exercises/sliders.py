@@ -1,45 +1,53 @@
-"""The checks of notebook 04, interpolation and sliders: the decoder's code for alpha = 2, and
-the pixels a slider moves (exercises 4.1 and 4.2)."""
+"""The checks of notebook 04, interpolation and sliders: how far alpha = 0.5 decodes from half way
+between the two ends of a slider, and the pixels a slider moves (exercises 4.1 and 4.2)."""
 
 from __future__ import annotations
 
 import torch
 
-from .checking import Failed, as_number, as_run, as_tensor, attribute_index, exercise, require_answers, run_image, show
+from .checking import Failed, as_number, as_run, attribute_index, close, exercise, require_answers, run_image
 
 
-@exercise("4.1", "the decoder's code for alpha = 2", "check_04_code(run, code, names[0])", seed=401)
-def check_04_code(run, code, attribute, alpha: float = 2.0, index: int = 0):
-    """Exercise 4.1: ``code``, the attribute code (1, n_attr_channels) the decoder gets for test image
-    ``index`` of the run with ``attribute`` at ``alpha`` and the others at the image's values, as
-    :func:`faderlib.models.code_for` builds it."""
-    require_answers(code=code)
+@exercise("4.1", "is alpha = 0.5 half way?", "check_04_halfway(run, gap, names[0])", seed=401)
+def check_04_halfway(run, gap, attribute, index: int = 0):
+    """Exercise 4.1: ``gap``, the mean over the pixels and channels (images in [-1, 1]) of
+    |D(z, alpha = 0.5) - (D(z, 0) + D(z, 1)) / 2| for test image ``index`` of the run, ``attribute`` at
+    alpha, the other attributes at the image's values, z = E(x) the same: how far the decoder is from
+    linear in the code along that slider."""
+    require_answers(gap=gap)
     from ..models import code_for
 
     run = as_run(run)
     config = run.model_config
     j = attribute_index(config, attribute)
-    alpha = as_number(alpha, "alpha")
-    _, y = run_image(run, index)
-    expected = code_for(config, y, {j: alpha}).double()
-    found = as_tensor(code, "code", tuple(expected.shape))
-    if not torch.allclose(found, expected, atol=1e-6):
-        block = config.attribute_blocks[j]
-        others = torch.ones(expected.shape[1], dtype=torch.bool)
-        others[block] = False
-        if torch.allclose(found[:, block], expected[:, block].flip(1), atol=1e-6):
-            hint = "the pair is [1 - alpha, alpha]: 'absent' first"
-        elif not torch.allclose(found[:, block], expected[:, block], atol=1e-6):
-            hint = (f"{config.attribute_names[j]} is attribute {j}: its pair is channels {block.start} and "
-                    f"{block.start + 1}")
-        elif not bool(found[:, others].abs().sum()):
-            hint = "the other attributes keep the image's values, y, as one-hot pairs"
-        else:
-            hint = "the other attributes keep the image's values: the pair [1 - y_i, y_i] for each"
-        raise Failed(f"code = {show(found)}", f"the code of test image {index}'s y = {show(y)} with "
-                     f"{config.attribute_names[j]} at alpha = {alpha:g}", hint)
-    return (f"{config.attribute_names[j]} at alpha = {alpha:g} is the pair [{1 - alpha:g}, {alpha:g}]; the other "
-            "attributes keep the image's values.")
+    x, y = run_image(run, index)
+    ae = run.autoencoder.eval()
+    with torch.no_grad():
+        z = ae.encode(x)
+        low, middle, high = (ae.decode(z, code_for(config, y, {j: a})) for a in (0.0, 0.5, 1.0))
+        reconstruction = ae.decode(z, y)
+    average = (low + high) / 2
+    expected = float((middle - average).abs().mean())
+    ends = float((high - low).abs().mean())
+    found = as_number(gap, "gap")
+    if not close(found, expected, rel=0.01, abs_=1e-5):
+        candidates = [
+            (float((middle - average).mean()), "a difference either way counts: the absolute value before the mean"),
+            (float((middle - average).abs().sum()), "a mean over the pixels and channels, not a sum"),
+            (ends, "that is how far the two ends are apart; the question is how far alpha = 0.5 is from their "
+                   "average"),
+            (float((middle - reconstruction).abs().mean()), "compare D(z, 0.5) with the average of the two ends, "
+                                                             "not with the reconstruction D(z, y)"),
+            (float((middle - x).abs().mean()), "compare D(z, 0.5) with the average of the two decodings, not with "
+                                               "the image"),
+        ]
+        hint = next((h for value, h in candidates if close(found, value, rel=0.01, abs_=1e-5)),
+                    "decode one z three times (alpha = 0, 0.5, 1 for the attribute, code_for builds the codes), then "
+                    "the mean of |middle - (low + high) / 2|")
+        raise Failed(f"gap = {found:.5g}", f"the mean of |D(z, {config.attribute_names[j]} = 0.5) - the average of "
+                     f"D(z, 0) and D(z, 1)| over test image {index}'s pixels and channels", hint)
+    return (f"alpha = 0.5 decodes {expected:.4f} away from the average of the two ends, which differ by {ends:.4f} "
+            f"({expected / max(ends, 1e-12):.0%} of it): the decoder is not linear in its code.")
 
 
 @exercise("4.2", "the pixels a slider moves", "check_04_changed_pixels(run, count, names[0])", seed=402)
