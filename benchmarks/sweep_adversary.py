@@ -55,7 +55,10 @@ def _train_one(job: tuple) -> dict:
                                      dis_steps=dis_steps, seed=seed, steps=steps)
     run_dir = Path(out) / _name(adversary, lambda_e, dis_steps, seed, steps)
     t = time.perf_counter()
-    trainer = Trainer(config, run_dir, progress=False, sigterm=False)
+    try:
+        trainer = Trainer(config, run_dir, progress=False, sigterm=False)
+    except Exception as e:  # e.g. a folder left half-written by a killed sweep: said, and the others go on
+        return {"run_dir": str(run_dir), "error": str(e)}
     trainer.train()
     trainer.close()
     return {"run_dir": str(run_dir), "train_s": round(time.perf_counter() - t, 1)}
@@ -145,6 +148,9 @@ def main(argv=None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
         for job, trained in zip(jobs, pool.imap(_train_one, jobs)):
+            if "error" in trained:
+                print(f"{_name(*job[:5])}: not trained: {trained['error']}", flush=True)
+                continue
             row = _row(job, trained, classifier, args.test_images)
             rows.append(row)
             with table.open("a") as f:
