@@ -51,6 +51,7 @@ from .classifier import ClassifierConfig, train_classifier
 from .config import jsonable
 from .course import CLASSIFIER_MODEL, CLASSIFIER_STEPS, N_FACES
 from .devices import describe_cpu
+from .errors import TrainingError
 from .evaluate import evaluate
 from .interpolate import interpolation_grid
 from .metrics_log import read_metrics
@@ -165,30 +166,66 @@ def train_side_by_side(jobs: dict, out: Path, progress: bool = True) -> list[Pat
     for data_dir, size in {(c.data_dir, c.image_size) for c in jobs.values()}:
         prepared(data_dir, size, progress=progress)  # here: a job, a daemon process, may not start workers
     threads = max(1, torch.get_num_threads() // len(jobs))
-    pool = multiprocessing.get_context("spawn").Pool(len(jobs))
+    # one process per job, each sending back its folder or its error: a job that dies without a word
+    # (killed, or out of memory) is seen at once, where a multiprocessing.Pool would wait for it forever
+    context = multiprocessing.get_context("spawn")
+    running: dict[str, tuple] = {}
     try:
-        pending = [pool.apply_async(_train_job, (config, str(out / name), progress, line, name, threads))
-                   for line, (name, config) in enumerate(jobs.items())]
-        while not all(p.ready() for p in pending):
-            for p in pending:
-                if p.ready() and not p.successful():
-                    p.get()  # raises that job's error here, at once
+        for line, (name, config) in enumerate(jobs.items()):
+            receive, send = context.Pipe(duplex=False)
+            process = context.Process(target=_train_job, daemon=True,
+                                      args=(send, config, str(out / name), progress, line, name, threads))
+            process.start()
+            send.close()
+            running[name] = (process, receive)
+        done: dict[str, Path] = {}
+        while len(done) < len(running):
+            for name, (process, receive) in running.items():
+                if name in done:
+                    continue
+                alive = process.is_alive()
+                try:
+                    message = receive.recv() if receive.poll() else None
+                except EOFError:  # the job's end of the pipe closed without a message: it died
+                    message, alive = None, False
+                if message is not None:
+                    ok, value = message
+                    if not ok:
+                        raise value  # that job's error, here, at once
+                    done[name] = Path(value)
+                elif not alive:
+                    process.join(5)
+                    raise TrainingError(
+                        f"the training {name!r} in {out / name} stopped without a word (exit code {process.exitcode}: "
+                        "killed, perhaps for want of memory); the other one was stopped too. Its last checkpoint "
+                        "is kept: run the same command again to resume both.")
             time.sleep(0.2)
-        done = [Path(p.get()) for p in pending]
-        pool.close()
-        return done
+        return [done[name] for name in jobs]
     finally:
-        pool.terminate()  # a failed or interrupted job stops the others too
-        pool.join()
+        for process, _ in running.values():  # a failed or interrupted job stops the others too
+            if process.is_alive():
+                process.terminate()
+        for process, receive in running.values():
+            process.join()
+            receive.close()
 
 
-def _train_job(config, run_dir: str, progress: bool, line: int, label: str, threads: int) -> str:
-    """One training of :func:`train_side_by_side`, in its own process."""
-    torch.set_num_threads(threads)
-    # sigterm=False: pool.terminate() stops this job with SIGTERM when the other one fails
-    trainer = Trainer(config, run_dir, progress=Progress(label, line, progress), sigterm=False)
-    trainer.train()
-    return str(trainer.run_dir)
+def _train_job(send, config, run_dir: str, progress: bool, line: int, label: str, threads: int) -> None:
+    """One training of :func:`train_side_by_side`, in its own process: sends back (True, its folder),
+    or (False, the error it met)."""
+    try:
+        torch.set_num_threads(threads)
+        # sigterm=False: terminate() stops this job with SIGTERM when the other one fails
+        trainer = Trainer(config, run_dir, progress=Progress(label, line, progress), sigterm=False)
+        trainer.train()
+        send.send((True, str(trainer.run_dir)))
+    except BaseException as e:  # noqa: BLE001 (sent to the parent, which raises it)
+        try:
+            send.send((False, e))
+        except Exception:  # an error that does not pickle: its text
+            send.send((False, TrainingError(f"{type(e).__name__}: {e}")))
+    finally:
+        send.close()
 
 
 def checks(result: dict, ablation: dict, timings: dict, quick: bool) -> dict:

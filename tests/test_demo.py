@@ -55,3 +55,40 @@ def test_side_by_side_training_reports_a_failed_job_and_stops_the_other(syntheti
         import torch
 
         assert torch.load(last, weights_only=True)["step"] < 100_000
+
+
+def test_side_by_side_training_says_which_job_died_without_a_word_instead_of_waiting_for_it(synthetic_dir, tmp_path):
+    """A job killed from outside (out of memory, a kill from a shared lab's admin) raises at once, naming
+    it, and the other job is stopped: a multiprocessing.Pool would wait for the dead one forever."""
+    import multiprocessing
+    import os
+    import signal
+    import threading
+    import time
+
+    import pytest
+
+    from faderlib.demo import train_side_by_side
+    from faderlib.errors import TrainingError
+    from faderlib.train import TrainConfig
+
+    def config(steps):
+        return TrainConfig(data_dir=str(synthetic_dir), attributes=("Smiling",), image_size=32, steps=steps, batch_size=4,
+                           checkpoint_every=10**6, eval_every=10**6, device="cpu")
+
+    def kill_first_job():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            children = multiprocessing.active_children()
+            if len(children) >= 2:
+                time.sleep(1)
+                os.kill(children[0].pid, signal.SIGKILL)
+                return
+            time.sleep(0.1)
+
+    threading.Thread(target=kill_first_job, daemon=True).start()
+    t = time.monotonic()
+    with pytest.raises(TrainingError, match="stopped without a word.*exit code -9"):
+        train_side_by_side({"a": config(100_000), "b": config(100_000)}, tmp_path, progress=False)
+    assert time.monotonic() - t < 120
+    assert multiprocessing.active_children() == []   # the other job was stopped too
