@@ -129,10 +129,15 @@ def _read(path: Path) -> str:
 
 
 # ----------------------------------------------------------------------------- the last check
+def _imports(line: str) -> bool:
+    """An import names a module of the library or of Python, which the student reads anyway: no answer."""
+    return line.startswith("import ") or (line.startswith("from ") and " import " in line)
+
+
 def solution_lines(root: Path) -> dict[str, str]:
     """``{line: block id}``: the lines of the solutions and model answers of ``tools/exercises/*.txt``
     (:data:`MIN_LINE` characters or more, stripped) that none of the student's cells of the same
-    source holds, less those the library ``faderlib/`` holds. Empty where the sources are absent
+    source holds, less those the library ``faderlib/`` holds and the imports. Empty where the sources are absent
     (a hand-out of a hand-out)."""
     tool = root / "tools" / "solutions.py"
     sources = sorted((root / "tools" / "exercises").glob("*.txt"))
@@ -153,7 +158,7 @@ def solution_lines(root: Path) -> dict[str, str]:
                 continue
             for line in b.source.splitlines():
                 s = line.strip()
-                if len(s) >= MIN_LINE and s not in student and s not in library_lines:
+                if len(s) >= MIN_LINE and s not in student and s not in library_lines and not _imports(s):
                     lines.setdefault(s, b.id)
     return lines
 
