@@ -103,6 +103,11 @@ def network_shapes(config: ModelConfig) -> dict:
     }
 
 
+#: The short name of each plain layer in a box's caption (LeakyReLU before ReLU: neither subclasses the other).
+_LABELS = ((nn.Upsample, "Up×2"), (nn.PixelShuffle, "Shuffle"), (nn.BatchNorm2d, "BN"), (nn.InstanceNorm2d, "IN"),
+           (nn.LeakyReLU, "LReLU"), (nn.ReLU, "ReLU"), (nn.Tanh, "tanh"))
+
+
 def _layer_name(block: nn.Module) -> str:
     """A short name of one layer: ``C32 BN LReLU``, ``ConvT64 BN ReLU``, ``Up C3 tanh``."""
     parts = []
@@ -111,22 +116,10 @@ def _layer_name(block: nn.Module) -> str:
             parts.append(f"ConvT{m.out_channels}")
         elif isinstance(m, nn.Conv2d):
             parts.append(f"C{m.out_channels}" if m.kernel_size[0] == 4 else f"Conv{m.out_channels}")
-        elif isinstance(m, nn.Upsample):
-            parts.append("Up×2")
-        elif isinstance(m, nn.PixelShuffle):
-            parts.append("Shuffle")
-        elif isinstance(m, nn.BatchNorm2d):
-            parts.append("BN")
-        elif isinstance(m, nn.InstanceNorm2d):
-            parts.append("IN")
-        elif isinstance(m, nn.LeakyReLU):
-            parts.append("LReLU")
-        elif isinstance(m, nn.ReLU):
-            parts.append("ReLU")
-        elif isinstance(m, nn.Tanh):
-            parts.append("tanh")
         elif isinstance(m, nn.Dropout):
             parts.append(f"drop {m.p:g}")
+        else:
+            parts.extend(label for kind, label in _LABELS if isinstance(m, kind))
     return " ".join(parts)
 
 

@@ -240,13 +240,7 @@ def _discriminator_step_with(state: StepPractice, *, flipped=False, zero_grad=Tr
     with torch.no_grad():
         z = state.ae.encode(state.x)
     loss = discriminator_loss(state.dis(z), 1 - state.y if flipped else state.y, state.config)
-    if zero_grad:
-        state.opt_dis.zero_grad()
-    loss.backward()
-    if clip:
-        nn.utils.clip_grad_norm_(state.dis.parameters(), state.clip_grad_norm)
-    state.opt_dis.step()
-    return state
+    return _step_with(state, loss, state.dis, state.opt_dis, zero_grad, clip)
 
 
 def _autoencoder_step_with(state: StepPractice, lam: float, *, sign=1.0, target="flip", zero_grad=True,
@@ -262,12 +256,18 @@ def _autoencoder_step_with(state: StepPractice, lam: float, *, sign=1.0, target=
     adv = (adversarial_loss(logits, state.y, state.config) if target == "flip" else
            discriminator_loss(logits, state.y, state.config))
     loss = reconstruction_loss(x_hat, state.x) + sign * lam * adv
+    return _step_with(state, loss, state.ae, state.opt_ae, zero_grad, clip)
+
+
+def _step_with(state: StepPractice, loss, net: nn.Module, opt, zero_grad: bool, clip: bool) -> StepPractice:
+    """The end both steps share: clear ``opt``'s gradients (unless the mistake is to forget it),
+    backward, clip ``net``'s gradient norm (unless forgotten), step."""
     if zero_grad:
-        state.opt_ae.zero_grad()
+        opt.zero_grad()
     loss.backward()
     if clip:
-        nn.utils.clip_grad_norm_(state.ae.parameters(), state.clip_grad_norm)
-    state.opt_ae.step()
+        nn.utils.clip_grad_norm_(net.parameters(), state.clip_grad_norm)
+    opt.step()
     return state
 
 
