@@ -40,20 +40,21 @@ GRIDS = {
 }
 
 
-def _name(adversary: str, lambda_e: float, dis_steps: int, seed: int, steps: int) -> str:
-    return f"{adversary}_lam{lambda_e:g}_dis{dis_steps}_seed{seed}_steps{steps}"
+def _name(adversary: str, lambda_e: float, dis_steps: int, seed: int, steps: int, dis_lr_scale: float = 1.0) -> str:
+    dlr = f"_dlr{dis_lr_scale:g}" if dis_lr_scale != 1 else ""
+    return f"{adversary}_lam{lambda_e:g}_dis{dis_steps}{dlr}_seed{seed}_steps{steps}"
 
 
 def _train_one(job: tuple) -> dict:
-    adversary, lambda_e, dis_steps, seed, steps, data_dir, out = job
+    adversary, lambda_e, dis_steps, seed, steps, data_dir, out, dis_lr_scale = job
     import torch
 
     torch.set_num_threads(1)
     from faderlib.train import TrainConfig, Trainer
 
     config = TrainConfig.from_recipe("course", data_dir=data_dir, adversary=adversary, lambda_e=lambda_e,
-                                     dis_steps=dis_steps, seed=seed, steps=steps)
-    run_dir = Path(out) / _name(adversary, lambda_e, dis_steps, seed, steps)
+                                     dis_steps=dis_steps, dis_lr_scale=dis_lr_scale, seed=seed, steps=steps)
+    run_dir = Path(out) / _name(adversary, lambda_e, dis_steps, seed, steps, dis_lr_scale)
     t = time.perf_counter()
     try:
         trainer = Trainer(config, run_dir, progress=False, sigterm=False)
@@ -67,13 +68,14 @@ def _train_one(job: tuple) -> dict:
 def _row(job: tuple, trained: dict, classifier: Path, test_images: int | None) -> dict:
     from faderlib.evaluate import evaluate
 
-    adversary, lambda_e, dis_steps, seed, steps, _, _ = job
+    adversary, lambda_e, dis_steps, seed, steps, _, _, dis_lr_scale = job
     r = evaluate(trained["run_dir"], classifier, max_images=test_images, counterfactual_images=100,
                  also_strengths=(1.5,))
     names = list(r["latent_probe"])
     swaps = [v for d in r["swap_accuracy"].values() for v in d.values() if v is not None]
     swaps15 = [v for d in r["swap_accuracy_at"]["1.5"].values() for v in d.values() if v is not None]
-    return {"adversary": adversary, "lambda_e": lambda_e, "dis_steps": dis_steps, "seed": seed, "steps": steps,
+    return {"adversary": adversary, "lambda_e": lambda_e, "dis_steps": dis_steps, "dis_lr_scale": dis_lr_scale,
+            "seed": seed, "steps": steps,
             "probe_mean": sum(r["latent_probe"][k]["balanced_accuracy"] for k in names) / len(names),
             "probe": {k: r["latent_probe"][k]["balanced_accuracy"] for k in names},
             "probe_floor_mean": (sum(r["probe_floor"][k]["balanced_accuracy"] for k in names) / len(names)
@@ -84,11 +86,12 @@ def _row(job: tuple, trained: dict, classifier: Path, test_images: int | None) -
 
 
 def _table(rows: list[dict]) -> str:
-    lines = ["| adversary | lambda_E | dis steps | seed | probe (mean) | probe per attribute | discriminator | "
+    lines = ["| adversary | lambda_E | dis steps (lr x) | seed | probe (mean) | probe per attribute | discriminator | "
              "min swap @1 / @1.5 | PSNR dB | gains dB | train s |", "|---|---:|---:|---:|---:|---|---|---|---:|---|---:|"]
     for r in sorted(rows, key=lambda r: (r["adversary"], r["lambda_e"], r["dis_steps"], r["seed"])):
         fmt = lambda d, f="{:.2f}": " / ".join(f.format(v) for v in d.values())  # noqa: E731
-        lines.append(f"| {r['adversary']} | {r['lambda_e']:g} | {r['dis_steps']} | {r['seed']} | {r['probe_mean']:.3f} | "
+        dlr = f" ({r['dis_lr_scale']:g})" if r.get("dis_lr_scale", 1.0) != 1 else ""
+        lines.append(f"| {r['adversary']} | {r['lambda_e']:g} | {r['dis_steps']}{dlr} | {r['seed']} | {r['probe_mean']:.3f} | "
                      f"{fmt(r['probe'])} | {fmt(r['discriminator'])} | {r['min_swap']:.3f} / {r['min_swap_1.5']:.3f} | "
                      f"{r['psnr']:.2f} | {fmt(r['gain'], '{:+.2f}')} | {r['train_s']:.0f} |")
     return "\n".join(lines) + "\n"
@@ -112,6 +115,8 @@ def main(argv=None) -> int:
     parser.add_argument("--classifier", default="runs/demo/classifier", help="trained by make demo")
     parser.add_argument("--test-images", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--dis-lr-scale", type=float, default=1.0,
+                        help="every run's latent-discriminator learning rate as a multiple of the recipe's")
     args = parser.parse_args(argv)
 
     from faderlib.celeba import default_data_dir
@@ -127,7 +132,8 @@ def main(argv=None) -> int:
     steps = args.steps or RECIPES["course"]["steps"]
     table = out / "sweep.jsonl"
     rows = [json.loads(line) for line in table.read_text().splitlines()] if table.exists() else []
-    done = {_name(r["adversary"], r["lambda_e"], r["dis_steps"], r["seed"], r["steps"]) for r in rows}
+    done = {_name(r["adversary"], r["lambda_e"], r["dis_steps"], r["seed"], r["steps"], r.get("dis_lr_scale", 1.0))
+            for r in rows}
     grid = [(a, lam, n, None) for a, lam, n in GRIDS[args.grid]]
     if args.configs:
         try:
@@ -142,20 +148,20 @@ def main(argv=None) -> int:
         runs = [(a, lam, n, seed) for a, lam, n, own in grid for seed in ([own] if own is not None else args.seeds)]
     else:                                          # seed by seed: every config's first seed comes first
         runs = [(a, lam, n, seed) for seed in args.seeds for a, lam, n, _ in grid]
-    jobs = [(a, lam, n, seed, steps, data_dir, str(out)) for a, lam, n, seed in runs]
-    jobs = [j for j in jobs if _name(*j[:5]) not in done]
+    jobs = [(a, lam, n, seed, steps, data_dir, str(out), args.dis_lr_scale) for a, lam, n, seed in runs]
+    jobs = [j for j in jobs if _name(*j[:5], j[7]) not in done]
     print(f"{len(jobs)} trainings to run ({len(done)} already in {table}), {args.workers} at a time")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
         for job, trained in zip(jobs, pool.imap(_train_one, jobs)):
             if "error" in trained:
-                print(f"{_name(*job[:5])}: not trained: {trained['error']}", flush=True)
+                print(f"{_name(*job[:5], job[7])}: not trained: {trained['error']}", flush=True)
                 continue
             row = _row(job, trained, classifier, args.test_images)
             rows.append(row)
             with table.open("a") as f:
                 f.write(json.dumps(row) + "\n")
-            print(f"{_name(*job[:5])}: probe {row['probe_mean']:.3f}, PSNR {row['psnr']:.2f} dB, "
+            print(f"{_name(*job[:5], job[7])}: probe {row['probe_mean']:.3f}, PSNR {row['psnr']:.2f} dB, "
                   f"min swap {row['min_swap']:.3f}", flush=True)
     (out / "sweep.md").write_text(_table(rows))
     floors = [r["probe_floor_mean"] for r in rows if r.get("probe_floor_mean") is not None]

@@ -61,6 +61,8 @@ TRAIN_FLAGS = {
                                       "reverse (gradient reversal: maximise its loss)"),
     "dis_steps": ("--dis-steps", int, "latent-discriminator steps per autoencoder step, each on its own batch "
                                       "(the reference code's n_lat_dis)"),
+    "dis_lr_scale": ("--dis-lr-scale", float, "the latent discriminator's learning rate as a multiple of --lr (above "
+                                              "1: it learns faster than the encoder hides, a two time-scale rule)"),
     "balance": ("--balance", str, "draw this attribute's classes equally often (rare ones); 'auto': the rarest if "
                                   "under 15 %%; 'none': no balancing"),
     "seed": ("--seed", int, "random seed (same seed, same run)"),

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from .evaluate import counterfactual_edits, swap_failures
 from .images import to_uint8
 from .losses import lambda_e
+from .reports import objective_name
 from .runs import Run
 from .train import RECIPES
 from .visual import FIGURE_DPI, FaceFigure, Picture, face_inches
@@ -264,7 +265,7 @@ def plot_adversaries(rows, floor: float | None = None, title: str = "") -> Figur
     ax = fig.subplots()
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["adversary"] if r["lambda_e"] > 0 else "none", r["lambda_e"], r["dis_steps"]), []).append(r)
+        groups.setdefault((objective_name(r), r["lambda_e"], r["dis_steps"]), []).append(r)
     colours = {"flip": "tab:blue", "uniform": "tab:orange", "reverse": "tab:green"}
     for adversary in sorted({k[0] for k in groups}):
         points = []

@@ -193,6 +193,16 @@ def balance_report(balanced: dict, other: dict, balance, other_balance) -> str:
     return "\n".join(lines)
 
 
+def objective_name(row: dict, none: str = "none") -> str:
+    """How a sweep row's objective is named in tables and plots: ``none`` for the lambda_E = 0
+    ablation, else its adversary, with the discriminator's learning-rate multiple when not 1
+    (``"flip, P's lr x4"``)."""
+    if row["lambda_e"] == 0:
+        return none
+    scale = row.get("dis_lr_scale", 1.0)
+    return row["adversary"] + (f", P's lr x{scale:g}" if scale != 1 else "")
+
+
 def sweep_table(rows) -> pd.DataFrame:
     """The adversary sweep (``benchmarks/sweep_adversary.py``'s rows), one line per objective and
     strength, the seeds averaged: the latent probe per attribute and its mean, the jointly trained
@@ -200,8 +210,7 @@ def sweep_table(rows) -> pd.DataFrame:
     reconstruction PSNR, and the number of seeds."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["adversary"] if r["lambda_e"] > 0 else "none (lambda_E = 0)", r["lambda_e"],
-                           r["dis_steps"]), []).append(r)
+        groups.setdefault((objective_name(r, "none (lambda_E = 0)"), r["lambda_e"], r["dis_steps"]), []).append(r)
     table = []
     for (adversary, lam, dis), rs in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1], g[0][2])):
         row = {"adversary": adversary, "lambda_E": lam, "discriminator steps": dis}

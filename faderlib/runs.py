@@ -45,7 +45,7 @@ FORMAT_VERSION = 2
 #: Training settings added since format 2, with the value every run had before they existed: a
 #: config.json or checkpoint that does not record one is read as having that value (resumed, not
 #: refused), and a run at that value keeps the fingerprint it had (:func:`settings_fingerprint`).
-ADDED_SETTINGS = {"adversary": "flip", "dis_steps": 1}
+ADDED_SETTINGS = {"adversary": "flip", "dis_steps": 1, "dis_lr_scale": 1.0}
 
 
 # ----------------------------------------------------------------------------- a trained run

@@ -23,7 +23,7 @@ random batch of m pairs (drawn with replacement, as the reference code did):
    target for this term: the uniform distribution, or P's own loss reversed:
    :func:`faderlib.losses.adversarial_loss`.) lambda_E grows from 0 over
    the first steps (:func:`faderlib.losses.lambda_e`), the learning rate may fall to 0 over the
-   last ones (:func:`faderlib.losses.learning_rate`). Changing y at test time then changes the image.
+   last ones (:func:`faderlib.losses.learning_rate`), P's may be ``dis_lr_scale`` times E's and D's. Changing y at test time then changes the image.
 
 (The loss numbers are the kit's, used throughout the code and the notebooks; docs/paper_notes.md,
 'Equation numbers', says how they relate to the paper's.) An optional patch discriminator on
@@ -127,6 +127,7 @@ class TrainConfig:
     patch_weight: float = 0.0            # weight of the image-space patch discriminator (0: none, as in the paper)
     adversary: str = "flip"              # the encoder's target for P: "flip" (the paper's), "uniform", "reverse"
     dis_steps: int = 1                   # latent-discriminator steps per autoencoder step (the reference n_lat_dis)
+    dis_lr_scale: float = 1.0            # the latent discriminator's learning rate, as a multiple of lr
     flip: bool = True                    # random horizontal flips
     balance: str | None = None           # attribute whose classes are drawn equally often; "auto": see for_data
     seed: int = 0
@@ -166,6 +167,10 @@ class TrainConfig:
         if self.adversary not in ADVERSARIES:
             raise ConfigError(f"unknown adversary {self.adversary!r}; choose one of {', '.join(ADVERSARIES)}."
                               f"{did_you_mean(str(self.adversary), ADVERSARIES)}")
+        if not (isinstance(self.dis_lr_scale, (int, float)) and not isinstance(self.dis_lr_scale, bool)
+                and 0 < self.dis_lr_scale < float("inf")):
+            raise ConfigError(f"dis_lr_scale multiplies the learning rate of the latent discriminator (1: the same as "
+                              f"the autoencoder's); it must be a positive number, got {self.dis_lr_scale!r}")
         if not (isinstance(self.lr_decay, (int, float)) and 0 <= self.lr_decay <= 1):
             raise ConfigError(f"lr_decay is a share of the steps, from 0 (constant) to 1, got {self.lr_decay!r}")
         if not (isinstance(self.patch_weight, (int, float)) and self.patch_weight >= 0):
@@ -456,11 +461,12 @@ class Trainer:
         raise TrainingStopped(message, name, self.step, last)
 
     def _set_lr(self) -> None:
-        """Every optimiser at the schedule's rate for this step (:func:`faderlib.losses.learning_rate`)."""
+        """Every optimiser at the schedule's rate for this step (:func:`faderlib.losses.learning_rate`),
+        the latent discriminator's times ``dis_lr_scale``."""
         lr = learning_rate(self.step, self.config.lr, self.config.steps, self.config.lr_decay)
-        for opt in filter(None, (self.opt_ae, self.opt_dis, self.opt_ptc)):
-            for group in opt.param_groups:
-                group["lr"] = lr
+        for opt, scale in ((self.opt_ae, 1.0), (self.opt_dis, self.config.dis_lr_scale), (self.opt_ptc, 1.0)):
+            for group in (opt.param_groups if opt is not None else ()):
+                group["lr"] = lr * scale
 
     def _check_finite(self) -> None:
         """Stop if a loss of the steps since the last check was not finite (on any rank)."""

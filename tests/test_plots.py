@@ -71,7 +71,7 @@ def test_the_adversary_sweep_is_drawn_one_line_per_objective_seeds_averaged():
 
     rows = [row("flip", 0.0, 1, 0, 24.3, 0.93), row("flip", 0.02, 1, 0, 23.6, 0.94), row("flip", 0.02, 1, 1, 23.8, 0.92),
             row("uniform", 0.02, 1, 0, 23.1, 0.93), row("uniform", 0.1, 1, 0, 22.2, 0.90),
-            row("uniform", 0.1, 4, 0, 21.0, 0.80)]
+            row("uniform", 0.1, 4, 0, 21.0, 0.80), {**row("flip", 0.02, 1, 0, 23.5, 0.91), "dis_lr_scale": 4.0}]
     fig = plot_adversaries(rows, floor=0.62)
     ax = fig.axes[0]
     lines = {line.get_label(): line for line in ax.get_lines()}
@@ -79,6 +79,7 @@ def test_the_adversary_sweep_is_drawn_one_line_per_objective_seeds_averaged():
     assert list(lines["flip"].get_xdata()) == pytest.approx([23.7])         # the two seeds averaged
     assert list(lines["flip"].get_ydata()) == pytest.approx([0.93])
     assert list(lines["$\\lambda_E$ = 0 (ablation)"].get_xdata()) == [24.3]
+    assert list(lines["flip, P's lr x4"].get_ydata()) == [0.91]               # its own line, not the flip's
     texts = [t.get_text() for t in ax.texts]
     assert "0.1 ×4" in texts and any("floor" in t for t in texts)
     rows[0]["probe_floor_mean"] = 0.6                                       # the rows' own floor by default

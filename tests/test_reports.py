@@ -76,9 +76,10 @@ def test_the_sweep_table_averages_the_seeds_of_each_objective_and_strength(tmp_p
                 "discriminator": {"Smiling": 0.5, "Male": 0.6}, "min_swap": 0.9 + seed / 100}
 
     rows = [row("flip", 0.0, 1, 0, 24.0, 0.8, 1.0), row("flip", 0.02, 1, 0, 23.0, 0.8, 0.9),
-            row("flip", 0.02, 1, 1, 24.0, 0.9, 1.0), row("uniform", 0.1, 4, 0, 21.0, 0.7, 0.9)]
+            row("flip", 0.02, 1, 1, 24.0, 0.9, 1.0), row("uniform", 0.1, 4, 0, 21.0, 0.7, 0.9),
+            {**row("flip", 0.02, 1, 0, 22.0, 0.6, 0.8), "dis_lr_scale": 4.0}]
     table = sweep_table(rows)
-    assert len(table) == 3
+    assert len(table) == 4 and table.loc[("flip, P's lr x4", 0.02, 1)]["PSNR dB"] == 22.0
     flip = table.loc[("flip", 0.02, 1)]
     assert flip["PSNR dB"] == 23.5 and flip["probe Smiling"] == 0.85 and flip["seeds"] == 2
     assert flip["probe (mean)"] == 0.9 and flip["discriminator (mean)"] == 0.55 and flip["min swap"] == 0.905

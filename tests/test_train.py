@@ -409,6 +409,37 @@ def test_dis_steps_resume_exactly(synthetic_dir, tmp_path):
     assert torch.equal(straight.generator.get_state(), resumed.generator.get_state())
 
 
+def test_dis_lr_scale_sets_the_discriminators_rate_at_every_step(synthetic_dir, tmp_path):
+    """P's learning rate is dis_lr_scale times E's and D's through the decay, and nothing else changes:
+    at 1 the run is bitwise the one without the setting; another scale trains P differently."""
+    seen = []
+
+    class Watching(Trainer):
+        def discriminator_step(self, x, y):
+            seen.append((self.opt_dis.param_groups[0]["lr"], self.opt_ae.param_groups[0]["lr"]))
+            return super().discriminator_step(x, y)
+
+    trained = {}
+    for scale in (1.0, 3.0):
+        seen.clear()
+        t = Watching(tiny(synthetic_dir, steps=6, lr_decay=0.5, dis_lr_scale=scale, probe_images=0),
+                     tmp_path / f"s{scale:g}", progress=False)
+        t.train()
+        trained[scale] = (weights(t), list(seen))
+    lrs = trained[3.0][1]
+    assert len(lrs) == 6 and lrs[-1][1] < lrs[0][1]  # the rate fell over the last half
+    assert all(d == pytest.approx(3 * a, rel=1e-12) for d, a in lrs)
+    assert all(d == a for d, a in trained[1.0][1])
+    default = Trainer(tiny(synthetic_dir, steps=6, lr_decay=0.5, probe_images=0), tmp_path / "default", progress=False)
+    default.train()
+    assert_bitwise_equal(weights(default), trained[1.0][0])
+    dis = [k for k in trained[1.0][0] if k.startswith("dis.")]
+    assert dis and not torch.equal(trained[1.0][0][dis[0]], trained[3.0][0][dis[0]])
+    for bad in (0, -1.0, float("inf"), True, "4"):
+        with pytest.raises(ValueError, match="dis_lr_scale multiplies the learning rate of the latent discriminator"):
+            tiny(synthetic_dir, dis_lr_scale=bad)
+
+
 def _rows(rows, probe=True):
     """Logged rows but their speed (and the probe's columns if ``probe`` is False)."""
     return [{k: v for k, v in r.items() if k != "images_per_s" and (probe or not k.startswith("probe/"))}
