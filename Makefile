@@ -11,7 +11,7 @@ OUT    ?= handout
 # command below and the notebook kernels they start; a value in your environment is kept.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install demo test lab app bench handout clean
+.PHONY: install demo demo-adversary test lab app bench handout clean
 
 install: $(STAMP)
 
@@ -24,6 +24,9 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)          ## the main job: synthetic faces -> cache -> training -> evaluation, on CPU
 	$(BIN)/fader demo
+
+demo-adversary: $(STAMP)  ## the demo again, plus its network trained with the other adversary (notebook 05; reuses what is done)
+	$(BIN)/fader demo --other-adversary
 
 test: $(STAMP)          ## the whole test suite (notebooks included)
 	$(BIN)/python -m pytest

@@ -227,7 +227,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    run_demo(out=args.out, quick=args.quick)
+    run_demo(out=args.out, quick=args.quick, other_adversary=args.other_adversary)
     return 0
 
 
@@ -384,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     _add_cache_dir(p)
     p.add_argument("--quick", action="store_true", help="a tiny version for tests (minutes become seconds)")
+    p.add_argument("--other-adversary", action="store_true",
+                   help="also train the recipe with the other adversarial setting, for notebook 05 (what `make "
+                        "demo-adversary` runs; what is already trained in --out is reused)")
     p.set_defaults(func=cmd_demo)
     return parser
 

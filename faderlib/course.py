@@ -138,6 +138,13 @@ def environment_check(requirements: Sequence[tuple[str, str, str | None]] = REQU
 
 
 # ----------------------------------------------------------------------------- the course's folder of runs
+#: The other adversarial setting that ``make demo-adversary`` (``fader demo --other-adversary``) and
+#: notebook 05 (``COMPARE_ADVERSARY``) train beside the course recipe's network, same data, seed and
+#: steps: the best trade-off of the kit's adversary sweep (docs/results.md, 'Can another adversary
+#: empty z?'): four discriminator steps per autoencoder step (the reference code's ``n_lat_dis``).
+OTHER_ADVERSARY = {"dis_steps": 4}
+
+
 @dataclass
 class CourseRuns:
     """Where the course's runs are: the Fader network to use, and where its companions
@@ -150,12 +157,14 @@ class CourseRuns:
         RUN_DIR/ablation_lambda0/   the same network trained with lambda_E = 0 (notebook 03)
         RUN_DIR/classifier/         the attribute classifier that judges swaps (notebooks 03, 05)
         RUN_DIR/unbalanced/         the run again with the other class-balancing choice (notebook 05)
+        RUN_DIR/other_adversary/    the run again with OTHER_ADVERSARY (notebook 05, `make demo-adversary`)
     """
 
     fader: Path
     classifier: Path
     ablation: Path
     unbalanced: Path
+    other_adversary: Path
     source: str
 
     def __str__(self) -> str:
@@ -169,8 +178,10 @@ def course_runs(run_dir: str | os.PathLike) -> CourseRuns:
     root = Path(run_dir)
     if holds_run(root) or ((root / "config.json").is_file() and not (root / "fader").exists()):
         return CourseRuns(root, root.with_name(root.name + "_classifier"), root.with_name(root.name + "_lambda0"),
-                          root.with_name(root.name + "_unbalanced"), "a run folder")
+                          root.with_name(root.name + "_unbalanced"), root.with_name(root.name + "_other_adversary"),
+                          "a run folder")
     return CourseRuns(root / "fader", root / "classifier", root / "ablation_lambda0", root / "unbalanced",
+                      root / "other_adversary",
                       "the course folder")
 
 
@@ -180,7 +191,8 @@ def find_run(run_dir: str | os.PathLike, demo_dir: str | os.PathLike | None = No
     folder lacks are placed in ``run_dir``."""
     mine = course_runs(run_dir)
     if holds_run(mine.fader):
-        return CourseRuns(mine.fader, mine.classifier, mine.ablation, mine.unbalanced, f"trained in {run_dir}")
+        return CourseRuns(mine.fader, mine.classifier, mine.ablation, mine.unbalanced, mine.other_adversary,
+                          f"trained in {run_dir}")
     if demo_dir is not None:
         demo = course_runs(demo_dir)
         if holds_run(demo.fader):
@@ -188,7 +200,8 @@ def find_run(run_dir: str | os.PathLike, demo_dir: str | os.PathLike | None = No
                 return theirs if theirs.exists() else ours
 
             return CourseRuns(demo.fader, pick(demo.classifier, mine.classifier), pick(demo.ablation, mine.ablation),
-                              mine.unbalanced, f"the demo's run in {demo_dir}")
+                              mine.unbalanced, pick(demo.other_adversary, mine.other_adversary),
+                              f"the demo's run in {demo_dir}")
     return None
 
 

@@ -49,7 +49,7 @@ from .cache import prepared
 from .celeba import default_data_dir
 from .classifier import ClassifierConfig, train_classifier
 from .config import jsonable
-from .course import CLASSIFIER_MODEL, CLASSIFIER_STEPS, N_FACES
+from .course import CLASSIFIER_MODEL, CLASSIFIER_STEPS, N_FACES, OTHER_ADVERSARY
 from .devices import describe_cpu
 from .errors import TrainingError
 from .evaluate import evaluate
@@ -97,8 +97,12 @@ TARGETS = {"swap_accuracy_min": 0.90, "discriminator_within_majority": 0.05, "mi
 
 
 def run_demo(out: str | Path = "runs/demo", quick: bool = False, data_dir: str | Path | None = None,
-             progress: bool = True) -> dict:
-    """Run the demo into ``out`` and return the dict written to ``out/metrics.json``."""
+             progress: bool = True, other_adversary: bool = False) -> dict:
+    """Run the demo into ``out`` and return the dict written to ``out/metrics.json``.
+
+    With ``other_adversary`` (``make demo-adversary``) a third network is trained beside the two,
+    into ``out/other_adversary``: the same recipe with :data:`faderlib.course.OTHER_ADVERSARY`
+    (notebook 05 compares the two adversaries on it). What is already trained in ``out`` is reused."""
     s = QUICK if quick else DEMO
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -123,13 +127,16 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, data_dir: str |
     stage("classifier", lambda: train_classifier(clf_config, out / "classifier", progress=progress))
 
     jobs = {"fader": fader, "ablation_lambda0": dataclasses.replace(fader, lambda_e=0.0)}
-    run_dir, ablation_dir = stage("trainings (side by side)", lambda: train_side_by_side(jobs, out, progress))
+    if other_adversary:
+        jobs["other_adversary"] = dataclasses.replace(fader, **OTHER_ADVERSARY)
+    run_dirs = stage("trainings (side by side)", lambda: train_side_by_side(jobs, out, progress))
+    run_dir, ablation_dir = run_dirs[:2]
 
-    def evaluate_both():
+    def evaluate_all():
         kw = dict(max_images=s.test_images, counterfactual_images=s.counterfactual_images, also_strengths=(1.5,))
-        return (evaluate(run_dir, out / "classifier", **kw), evaluate(ablation_dir, out / "classifier", **kw))
+        return [evaluate(d, out / "classifier", **kw) for d in run_dirs]
 
-    result, ablation = stage("evaluation", evaluate_both)
+    result, ablation, *other = stage("evaluation", evaluate_all)
 
     def figures():
         run = load_run(run_dir)
@@ -146,11 +153,12 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, data_dir: str |
     settings = {"demo": jsonable(dataclasses.asdict(s)), "train": jsonable(load_run(run_dir).train_config)}
     summary = {**result, "ablation_lambda0": ablation, "timings_s": timings, "machine": describe_cpu(),
                "settings": settings,
+               **({"other_adversary": {"changes": dict(OTHER_ADVERSARY), **other[0]}} if other else {}),
                "targets": TARGETS, "checks": checks(result, ablation, timings, quick)}
     (out / "metrics.json").write_text(json.dumps(summary, indent=2))
     _say(summary_table(summary))
     _say(f"\nwritten to {out}/: metrics.json, loss_curves.png, interpolation_*.png, "
-         "fader/ and ablation_lambda0/ (runs), classifier/")
+         f"fader/ and ablation_lambda0/{' and other_adversary/' if other else ''} (runs), classifier/")
     return summary
 
 
@@ -328,6 +336,8 @@ def summary_table(summary: dict) -> str:
               " label table, what a z that holds only them still gives away; counterfactual gain: how many dB closer the edit comes to",
               " the true re-rendered face than the unedited reconstruction, on the whole image and on the pixels the",
               " attribute changes)"]
+    if "other_adversary" in summary:
+        lines += ["", *other_adversary_lines(r, summary["other_adversary"])]
     lines.append("")
     for name, c in summary["checks"].items():
         lines.append(f"{'OK  ' if c['met'] else 'MISS'} {name}: {c['value']:.3f} (target {c['target']})")
@@ -336,6 +346,18 @@ def summary_table(summary: dict) -> str:
     if "machine" in summary:
         lines.append(f"machine: {summary['machine']}")
     return "\n".join(lines)
+
+
+def other_adversary_lines(result: dict, other: dict) -> list[str]:
+    """The Fader network against the same recipe trained with ``other["changes"]`` (the other
+    adversarial setting), for the summary: PSNR, the latent probe and the smallest swap accuracy."""
+    changes = ", ".join(f"{k} {v}" for k, v in other["changes"].items())
+    probe = lambda res: " / ".join(f"{v['balanced_accuracy']:.3f}" for v in res["latent_probe"].values())  # noqa: E731
+    swap = lambda res: min(v for d in res["swap_accuracy"].values() for v in d.values() if v is not None)  # noqa: E731
+    names = " / ".join(result["latent_probe"])
+    return [f"the other adversary ({changes}; `make demo-adversary`): latent probe {names}",
+            f"  this recipe: probe {probe(result)}, PSNR {result['reconstruction']['psnr']:.2f} dB, min swap {swap(result):.3f}",
+            f"  {changes}: probe {probe(other)}, PSNR {other['reconstruction']['psnr']:.2f} dB, min swap {swap(other):.3f}"]
 
 
 def _say(text: str) -> None:

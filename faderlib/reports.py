@@ -40,14 +40,16 @@ def compare_results(results: Mapping[str, dict]) -> pd.DataFrame:
 
     The measures: the swap accuracy in each direction (``swap: add`` 0 -> 1, ``swap: remove``
     1 -> 0), the counterfactual gain on the whole image and on the pixels the attribute changes
-    (``cf gain dB``, synthetic faces), the latent discriminator's balanced accuracy (0.5: z says
-    nothing) and its plain accuracy against the majority rate. The reconstruction PSNR
+    (``cf gain dB``, synthetic faces), the latent probe's balanced accuracy (what a fresh linear
+    classifier reads from z; 0.5: nothing), the latent discriminator's and its plain accuracy
+    against the majority rate. The reconstruction PSNR
     (``PSNR dB``) belongs to a run, not to an attribute: it is the first row, ``whole image``.
     """
     measures = [("swap: add", lambda r, n: r.get("swap_accuracy", {}).get(n, {}).get("1")),
                 ("swap: remove", lambda r, n: r.get("swap_accuracy", {}).get(n, {}).get("0")),
                 ("cf gain dB", lambda r, n: r.get("counterfactual_gain", {}).get(n)),
                 ("cf gain dB, changed px", lambda r, n: r.get("counterfactual_gain_masked", {}).get(n)),
+                ("probe balanced", lambda r, n: r.get("latent_probe", {}).get(n, {}).get("balanced_accuracy")),
                 ("disc. balanced", lambda r, n: r["latent_discriminator"][n].get("balanced_accuracy")),
                 ("disc. accuracy", lambda r, n: r["latent_discriminator"][n]["accuracy"]),
                 ("majority", lambda r, n: r["latent_discriminator"][n]["majority_rate"])]

@@ -100,7 +100,7 @@ def test_the_adversary_flags_reach_the_training_configuration(tmp_path, capsys):
     config = train_config(args)
     assert (config.adversary, config.dis_steps, config.probe_images, config.dis_lr_scale) == ("uniform", 2, 0, 4.0)
     default = train_config(build_parser().parse_args(["train", "--out", "x"]))
-    assert (default.adversary, default.dis_steps, default.probe_images, default.dis_lr_scale) == ("flip", 1, 512, 1.0)
+    assert (default.adversary, default.dis_steps, default.probe_images, default.dis_lr_scale) == ("flip", 1, 2000, 1.0)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())

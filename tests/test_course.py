@@ -68,7 +68,7 @@ def test_ensure_classifier_reuses_and_refuses_a_mismatch(course_dir, tmp_path):
     assert course.ensure_classifier(course_dir) == course_dir.classifier
     record = json.loads((course_dir.classifier / "config.json").read_text())
     assert record["model"]["image_size"] == 32 and record["train"]["steps"] == 6
-    other = CourseRuns(course_dir.fader, tmp_path / "clf", tmp_path / "a", tmp_path / "b", "test")
+    other = CourseRuns(course_dir.fader, tmp_path / "clf", tmp_path / "a", tmp_path / "b", tmp_path / "c", "test")
     (tmp_path / "clf").mkdir()
     (tmp_path / "clf" / "classifier.pt").write_bytes(b"")
     (tmp_path / "clf" / "config.json").write_text(json.dumps({"model": {"image_size": 64, "attributes": ["Male"]}}))
@@ -91,8 +91,8 @@ def test_train_variant_changes_only_what_is_asked(course_dir, tmp_path):
 # ------------------------------------------------------------------------------------- the course's folder of runs
 def test_course_layout_for_a_course_folder_and_a_run_folder(course_dir, tmp_path):
     runs = course.course_runs(tmp_path / "course")
-    assert (runs.fader.name, runs.classifier.name, runs.ablation.name, runs.unbalanced.name) == \
-        ("fader", "classifier", "ablation_lambda0", "unbalanced")
+    assert (runs.fader.name, runs.classifier.name, runs.ablation.name, runs.unbalanced.name,
+            runs.other_adversary.name) == ("fader", "classifier", "ablation_lambda0", "unbalanced", "other_adversary")
     bare = course.course_runs(course_dir.fader)  # a run made by `fader train --out`
     assert bare.fader == course_dir.fader and bare.classifier == course_dir.fader.with_name("fader_classifier")
 
@@ -104,4 +104,5 @@ def test_find_run_prefers_run_dir_then_the_demo(course_dir, tmp_path):
     assert found.fader == course_dir.fader and "demo" in found.source
     assert found.classifier == course_dir.classifier  # the demo's classifier exists: reuse it
     assert found.unbalanced == tmp_path / "mine" / "unbalanced"  # new runs go to RUN_DIR, not the demo
+    assert found.other_adversary == tmp_path / "mine" / "other_adversary"  # the demo has none
     assert course.find_run(demo_root, demo_dir=tmp_path / "elsewhere").fader == course_dir.fader

@@ -32,6 +32,24 @@ def test_quick_demo_writes_every_output_and_resumes(tmp_path, capsys):
     assert (out / "fader" / "checkpoints" / "last.pt").read_bytes() == before
     assert again["timings_s"]["trainings (side by side)"] < summary["timings_s"]["trainings (side by side)"] + 5
     assert summary_table(again).count("\n") > 5
+    assert "other_adversary" not in again and not (out / "other_adversary").exists()
+
+    # make demo-adversary: the same, and the recipe trained with the other adversary beside
+    from faderlib.course import OTHER_ADVERSARY
+
+    capsys.readouterr()
+    third = run_demo(out, quick=True, progress=False, other_adversary=True)
+    assert (out / "fader" / "checkpoints" / "last.pt").read_bytes() == before  # reused, not trained again
+    record = json.loads((out / "other_adversary" / "config.json").read_text())["train"]
+    fader = json.loads((out / "fader" / "config.json").read_text())["train"]
+    assert {k for k in record if record[k] != fader[k]} == set(OTHER_ADVERSARY)
+    assert all(record[k] == v for k, v in OTHER_ADVERSARY.items())
+    other = third["other_adversary"]
+    assert other["changes"] == OTHER_ADVERSARY and set(other["latent_probe"]) == {"Smiling", "Eyeglasses", "Male"}
+    assert json.loads((out / "metrics.json").read_text())["other_adversary"]["reconstruction"] == other["reconstruction"]
+    printed = capsys.readouterr().out
+    changes = ", ".join(f"{k} {v}" for k, v in OTHER_ADVERSARY.items())
+    assert f"the other adversary ({changes}" in printed and "other_adversary/" in printed
 
 
 def test_side_by_side_training_reports_a_failed_job_and_stops_the_other(synthetic_dir, tmp_path):

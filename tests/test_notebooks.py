@@ -195,11 +195,17 @@ def test_notebooks_in_order_on_the_synthetic_faces(synthetic_data, work):
     assert f"what the attribute classifier in {course / 'classifier'} reads from the photo" in text(nb)
     assert (course / "sample_photo.jpg").is_file() and images(nb) >= 6
 
-    nb = execute("05_evaluation", out, **params, COMPARE_BALANCE=True)  # False by default: asked for here
+    # both comparisons are False by default: asked for here
+    nb = execute("05_evaluation", out, **params, COMPARE_BALANCE=True, COMPARE_ADVERSARY=True)
     assert f"trained in {course}" in text(nb)
     assert (course / "fader" / "checkpoints" / "last.pt").read_bytes() == before
     assert last_step(course / "unbalanced") == STEPS  # the other balancing choice
     assert json.loads((course / "unbalanced" / "config.json").read_text())["train"]["balance"] is None
+    from faderlib.course import OTHER_ADVERSARY
+
+    assert last_step(course / "other_adversary") == STEPS  # the other adversary, compared with the probe
+    other = json.loads((course / "other_adversary" / "config.json").read_text())["train"]
+    assert all(other[k] == v for k, v in OTHER_ADVERSARY.items()) and "probe balanced" in text(nb)
     assert "remove (1 -> 0)" in text(nb) and images(nb) >= 3
 
 
@@ -227,6 +233,7 @@ def test_notebooks_on_a_celeba_format_folder(celeba_data, work):
     nb = execute("05_evaluation", out, **params)
     assert "trained on photographs" in text(nb)
     assert not (course / "unbalanced").exists()  # COMPARE_BALANCE = False by default: nothing more trained
+    assert not (course / "other_adversary").exists() and "make demo-adversary` trains it" in text(nb)
 
 
 # ------------------------------------------------------------------------------------- the app

@@ -31,7 +31,9 @@ def test_swap_table_and_compare_results():
     assert list(both.index) == ["whole image", "Smiling", "Eyeglasses"]  # a row per attribute, not per measure
     no_clf = {k: v for k, v in RESULT.items() if k in ("reconstruction", "latent_discriminator")}
     measures = compare_results({"x": no_clf}).columns.get_level_values("measure")
-    assert "swap: add" not in measures and "disc. balanced" in measures
+    assert "swap: add" not in measures and "disc. balanced" in measures and "probe balanced" not in measures
+    probed = {**RESULT, "latent_probe": {"Smiling": {"balanced_accuracy": 0.8}, "Eyeglasses": {"balanced_accuracy": 0.9}}}
+    assert compare_results({"a": probed, "b": RESULT}).loc["Eyeglasses", "probe balanced"].tolist()[0] == 0.9
 
 
 def test_the_ablation_report_says_what_the_numbers_say():
