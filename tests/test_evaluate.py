@@ -255,3 +255,24 @@ def test_an_attribute_with_one_value_in_the_test_split_is_refused_by_name(tmp_pa
     Trainer(config, run, progress=False).train()
     with pytest.raises(DataError, match=r"'Eyeglasses' has no positive example in the test split .*5 negative, 0 positive"):
         evaluate(run, probe_images=0)
+
+
+def test_the_probe_strength_benchmark_fits_on_more_and_more_codes(tiny_run_dir, capsys):
+    """benchmarks/probe_strength.py: one row per number of fitted codes, with the probe and its floor per
+    attribute (balanced accuracies), and a word for a number the split cannot give."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "probe_strength.py"
+    spec = importlib.util.spec_from_file_location("probe_strength", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main([str(tiny_run_dir), "--fit", "40", "80", "100000", "--test-images", "30"]) == 0
+    out, err = capsys.readouterr()
+    rows = [line.split(" | ") for line in out.splitlines()[1:]]
+    assert [r[1] for r in rows] == ["40", "80"]
+    for _, _, probe, floor in rows:
+        for value in (*probe.split(" / "), *floor.split(" / ")):
+            assert 0.0 <= float(value) <= 1.0
+        assert len(probe.split(" / ")) == len(floor.split(" / ")) == 3
+    assert "the training split has" in err and "not 100000" in err
