@@ -173,7 +173,8 @@ def train_side_by_side(jobs: dict, out: Path, progress: bool = True) -> list[Pat
     """
     for data_dir, size in {(c.data_dir, c.image_size) for c in jobs.values()}:
         prepared(data_dir, size, progress=progress)  # here: a job, a daemon process, may not start workers
-    threads = max(1, torch.get_num_threads() // len(jobs))
+    # the cores are shared by the jobs that have steps left (a job done already only says so)
+    threads = max(1, torch.get_num_threads() // max(1, sum(_steps_left(c, out / n) for n, c in jobs.items())))
     # one process per job, each sending back its folder or its error: a job that dies without a word
     # (killed, or out of memory) is seen at once, where a multiprocessing.Pool would wait for it forever
     context = multiprocessing.get_context("spawn")
@@ -216,6 +217,16 @@ def train_side_by_side(jobs: dict, out: Path, progress: bool = True) -> list[Pat
         for process, receive in running.values():
             process.join()
             receive.close()
+
+
+def _steps_left(config: TrainConfig, run_dir: Path) -> bool:
+    """Whether the run in ``run_dir`` has steps left to train (by its log: a guess for sharing the
+    cores, the training itself decides from its checkpoint)."""
+    try:
+        logged = read_metrics(run_dir)
+    except (OSError, ValueError):
+        return True
+    return logged.empty or "step" not in logged or int(logged["step"].max()) < config.steps
 
 
 def _train_job(send, config, run_dir: str, progress: bool, line: int, label: str, threads: int) -> None:

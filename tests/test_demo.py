@@ -33,6 +33,14 @@ def test_quick_demo_writes_every_output_and_resumes(tmp_path, capsys):
     assert again["timings_s"]["trainings (side by side)"] < summary["timings_s"]["trainings (side by side)"] + 5
     assert summary_table(again).count("\n") > 5
     assert "other_adversary" not in again and not (out / "other_adversary").exists()
+    # the cores go to the jobs with steps left: the two trained runs have none, a new one has all
+    from types import SimpleNamespace
+
+    from faderlib.demo import _steps_left
+
+    steps = SimpleNamespace(steps=summary["settings"]["train"]["steps"])
+    assert not _steps_left(steps, out / "fader") and not _steps_left(steps, out / "ablation_lambda0")
+    assert _steps_left(steps, out / "other_adversary") and _steps_left(SimpleNamespace(steps=10**6), out / "fader")
 
     # make demo-adversary: the same, and the recipe trained with the other adversary beside
     from faderlib.course import OTHER_ADVERSARY
