@@ -23,7 +23,7 @@ NAMES = ["01_data_and_attributes", "02_networks_and_losses", "03_training", "04_
          "05_evaluation"]
 #: The parameter names the notebooks may use (one meaning each, across notebooks).
 PARAMETER_NAMES = {"DATA_DIR", "CACHE_DIR", "IMAGE_SIZE", "ATTRIBUTES", "TRAIN_STEPS", "BATCH_SIZE", "DEVICE", "RUN_DIR",
-                   "DEMO_DIR", "PHOTO", "COMPARE_BALANCE"}
+                   "DEMO_DIR", "PHOTO", "COMPARE_BALANCE", "COMPARE_ADVERSARY"}
 STEPS = 12
 TINY = {"IMAGE_SIZE": 32, "ATTRIBUTES": ["Smiling", "Eyeglasses", "Male"], "TRAIN_STEPS": STEPS, "BATCH_SIZE": 8,
         "DEVICE": "cpu", "DEMO_DIR": None}
