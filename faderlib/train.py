@@ -23,7 +23,8 @@ random batch of m pairs (drawn with replacement, as the reference code did):
    target for this term: the uniform distribution, or P's own loss reversed:
    :func:`faderlib.losses.adversarial_loss`.) lambda_E grows from 0 over
    the first steps (:func:`faderlib.losses.lambda_e`), the learning rate may fall to 0 over the
-   last ones (:func:`faderlib.losses.learning_rate`), P's may be ``dis_lr_scale`` times E's and D's. Changing y at test time then changes the image.
+   last ones (:func:`faderlib.losses.learning_rate`), P's may be ``dis_lr_scale`` times E's and
+   D's. Changing y at test time then changes the image.
 
 (The loss numbers are the kit's, used throughout the code and the notebooks; docs/paper_notes.md,
 'Equation numbers', says how they relate to the paper's.) An optional patch discriminator on
