@@ -67,13 +67,13 @@ def _train_one(job: tuple) -> dict:
 
 def _row(job: tuple, trained: dict, classifier: Path, test_images: int | None) -> dict:
     from faderlib.evaluate import evaluate
+    from faderlib.reports import swap_values
 
     adversary, lambda_e, dis_steps, seed, steps, _, _, dis_lr_scale = job
     r = evaluate(trained["run_dir"], classifier, max_images=test_images, counterfactual_images=100,
                  also_strengths=(1.5,))
     names = list(r["latent_probe"])
-    swaps = [v for d in r["swap_accuracy"].values() for v in d.values() if v is not None]
-    swaps15 = [v for d in r["swap_accuracy_at"]["1.5"].values() for v in d.values() if v is not None]
+    swaps, swaps15 = swap_values(r["swap_accuracy"]), swap_values(r["swap_accuracy_at"]["1.5"])
     return {"adversary": adversary, "lambda_e": lambda_e, "dis_steps": dis_steps, "dis_lr_scale": dis_lr_scale,
             "seed": seed, "steps": steps,
             "probe_mean": sum(r["latent_probe"][k]["balanced_accuracy"] for k in names) / len(names),

@@ -57,7 +57,7 @@ from .interpolate import interpolation_grid
 from .metrics_log import read_metrics
 from .plots import plot_training
 from .progress import Progress
-from .reports import mean_swap_accuracy
+from .reports import mean_swap_accuracy, swap_values
 from .runs import load_run
 from .synth import ensure_synthetic
 from .train import TrainConfig, Trainer
@@ -259,7 +259,7 @@ def checks(result: dict, ablation: dict, timings: dict, quick: bool) -> dict:
     blind answer, whatever the class frequencies) strays from 0.5 either way (a discriminator
     reading z backwards, as the adversarial game makes it do at times, falls below 0.5).
     """
-    swaps = [v for d in result["swap_accuracy"].values() for v in d.values() if v is not None]
+    swaps = swap_values(result["swap_accuracy"])
     margin = TARGETS["discriminator_within_majority"]
     dis = result["latent_discriminator"].values()
     off = max(max(d["accuracy"] - d["majority_rate"], abs(d["balanced_accuracy"] - 0.5)) for d in dis)
@@ -364,7 +364,7 @@ def other_adversary_lines(result: dict, other: dict) -> list[str]:
     adversarial setting), for the summary: PSNR, the latent probe and the smallest swap accuracy."""
     changes = ", ".join(f"{k} {v}" for k, v in other["changes"].items())
     probe = lambda res: " / ".join(f"{v['balanced_accuracy']:.3f}" for v in res["latent_probe"].values())  # noqa: E731
-    swap = lambda res: min(v for d in res["swap_accuracy"].values() for v in d.values() if v is not None)  # noqa: E731
+    swap = lambda res: min(swap_values(res["swap_accuracy"]))  # noqa: E731
     names = " / ".join(result["latent_probe"])
     return [f"the other adversary ({changes}; `make demo-adversary`): latent probe {names}",
             f"  this recipe: probe {probe(result)}, PSNR {result['reconstruction']['psnr']:.2f} dB, min swap {swap(result):.3f}",

@@ -96,9 +96,15 @@ def format_report(result: dict) -> str:
     return "\n".join(lines)
 
 
+def swap_values(swaps: dict) -> list[float]:
+    """Every swap accuracy of a table ``{attribute: {target value: accuracy or None}}`` (an
+    evaluation's ``swap_accuracy``, or one strength of its ``swap_accuracy_at``), the Nones left out."""
+    return [v for d in swaps.values() for v in d.values() if v is not None]
+
+
 def mean_swap_accuracy(result: dict) -> float:
     """The swap accuracy of an evaluation averaged over attributes and target values."""
-    values = [v for d in result["swap_accuracy"].values() for v in d.values() if v is not None]
+    values = swap_values(result["swap_accuracy"])
     return sum(values) / len(values)
 
 
